@@ -1,0 +1,1 @@
+"""Zuora test-environment API client: typed calls, authentication, retries and errors (knows nothing of Slack)."""

@@ -1,0 +1,135 @@
+"""Bearer tokens for Zuora: a static token, or OAuth client credentials with a single-flight cache."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import httpx
+from pydantic import SecretStr
+
+from bot.zuora.errors import ZuoraAuthenticationError
+from bot.zuora.models import Token
+from bot.zuora.responses import parse_model, raise_for_response, transport_error
+from bot.zuora.trackid import new_track_id
+
+log = logging.getLogger(__name__)
+
+OPERATION = "createToken"
+
+
+class TokenSource(Protocol):
+    async def get(self) -> str:
+        """A bearer token believed valid now."""
+        ...
+
+    async def invalidate(self, token: str) -> None:
+        """Zuora answered 401 to `token`: forget it so the next `get` fetches a new one."""
+        ...
+
+
+class StaticToken:
+    """A bearer token an operator already has. It cannot be renewed: a 401 surfaces as an error."""
+
+    def __init__(self, token: SecretStr) -> None:
+        self._token = token
+
+    async def get(self) -> str:
+        return self._token.get_secret_value()
+
+    async def invalidate(self, token: str) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _CachedToken:
+    value: str
+    expires_at: float
+
+
+class OAuthClientCredentials:
+    """OAuth 2.0 client credentials against `POST /oauth/token`.
+
+    One token request however many calls need a token at once (an asyncio.Lock with a re-check inside), renewed
+    `renew_margin` seconds before it expires, and dropped on a 401 only if it is still the cached one, so a burst
+    of 401s for the same token causes one renewal, not one each.
+    """
+
+    def __init__(
+        self,
+        *,
+        http: httpx.AsyncClient,
+        base_url: str,
+        client_id: str,
+        client_secret: SecretStr,
+        entity_id: str | None = None,
+        renew_margin: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._http = http
+        self._url = base_url.rstrip("/") + "/oauth/token"
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._entity_id = entity_id
+        self._renew_margin = renew_margin
+        self._clock = clock
+        self._cached: _CachedToken | None = None
+        self._lock = asyncio.Lock()
+        self.requests_made = 0
+
+    def _fresh(self) -> str | None:
+        cached = self._cached
+        if cached is not None and self._clock() < cached.expires_at - self._renew_margin:
+            return cached.value
+        return None
+
+    async def get(self) -> str:
+        token = self._fresh()
+        if token is not None:
+            return token
+        async with self._lock:
+            token = self._fresh()
+            if token is not None:
+                return token
+            cached = await self._request()
+            self._cached = cached
+            return cached.value
+
+    async def invalidate(self, token: str) -> None:
+        if self._cached is not None and self._cached.value == token:
+            self._cached = None
+
+    async def _request(self) -> _CachedToken:
+        track_id = new_track_id()
+        headers = {"Zuora-Track-Id": track_id, "Accept": "application/json"}
+        if self._entity_id:
+            headers["Zuora-Entity-Ids"] = self._entity_id
+        form = {
+            "client_id": self._client_id,
+            "client_secret": self._client_secret.get_secret_value(),
+            "grant_type": "client_credentials",
+        }
+        self.requests_made += 1
+        started = self._clock()
+        try:
+            response = await self._http.post(self._url, data=form, headers=headers)
+        except httpx.TransportError as exc:
+            raise transport_error(exc, operation=OPERATION, track_id=track_id) from None
+        if response.status_code in (400, 401):
+            # Zuora answers a bad client id or secret with 400 or 401: both mean the credentials are wrong.
+            raise ZuoraAuthenticationError(
+                "Zuora did not accept the OAuth client id/secret",
+                operation=OPERATION,
+                status=response.status_code,
+                track_id=track_id,
+                request_id=response.headers.get("Zuora-Request-Id"),
+            )
+        raise_for_response(response, operation=OPERATION, track_id=track_id)
+        token = parse_model(response, Token, operation=OPERATION, track_id=track_id)
+        log.info("zuora token issued", extra={"expires_in": token.expires_in, "track_id": track_id})
+        # Count the lifetime from when we asked, not when the answer arrived: never trust a token longer than Zuora.
+        return _CachedToken(token.access_token, started + float(token.expires_in))

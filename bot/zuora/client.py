@@ -1,0 +1,269 @@
+"""Typed async client for Zuora's test-environment operations."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel
+
+from bot.zuora.auth import TokenSource
+from bot.zuora.errors import ZuoraError
+from bot.zuora.models import (
+    Job,
+    JobActionRequest,
+    JobList,
+    JobRequest,
+    TestEnvironment,
+    TestEnvironmentList,
+)
+from bot.zuora.responses import (
+    REQUEST_ID_HEADER,
+    TRACK_ID_HEADER,
+    parse_model,
+    raise_for_response,
+    transport_error,
+)
+from bot.zuora.retry import Idempotency, RetryPolicy, call_with_retry
+from bot.zuora.trackid import new_track_id, validate_track_id
+
+log = logging.getLogger(__name__)
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+# Called once per HTTP exchange: (operation, outcome, seconds). Outcome is the status code as text, or the
+# error kind ("timeout", "connection") when no answer came. Used for metrics; must not raise.
+CallObserver = Callable[[str, str, float], None]
+
+USER_AGENT = "sandbox-bot/0.1 (+https://github.com/; Zuora test environments)"
+
+
+def _segment(value: str) -> str:
+    """A path segment, percent-encoded: IDs are validated upstream, this keeps the URL sound regardless."""
+    return quote(value, safe="")
+
+
+class ZuoraClient:
+    """One per process: it owns (or borrows) an `httpx.AsyncClient` with its connection pool."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        auth: TokenSource,
+        http: httpx.AsyncClient,
+        entity_id: str | None = None,
+        gzip_requests: bool = False,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        observer: CallObserver | None = None,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._auth = auth
+        self._http = http
+        self._entity_id = entity_id
+        self._gzip_requests = gzip_requests
+        self._retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._observer = observer
+
+    # -- operations -------------------------------------------------------------------------------------------
+
+    async def list_test_environments(self, *, track_id: str | None = None) -> list[TestEnvironment]:
+        page = await self._call(
+            "getAllTestEnvironments",
+            "GET",
+            "/test-environments",
+            TestEnvironmentList,
+            Idempotency.READ,
+            track_id,
+        )
+        return page.result
+
+    async def get_test_environment(
+        self, env_id: str, *, track_id: str | None = None
+    ) -> TestEnvironment:
+        return await self._call(
+            "getTestEnvironment",
+            "GET",
+            f"/test-environments/{_segment(env_id)}",
+            TestEnvironment,
+            Idempotency.READ,
+            track_id,
+        )
+
+    async def list_jobs(self, env_id: str, *, track_id: str | None = None) -> list[Job]:
+        page = await self._call(
+            "getAllJobsOfTestEnvironment",
+            "GET",
+            f"/test-environments/{_segment(env_id)}/jobs",
+            JobList,
+            Idempotency.READ,
+            track_id,
+        )
+        return page.result
+
+    async def get_job(self, env_id: str, job_id: str, *, track_id: str | None = None) -> Job:
+        return await self._call(
+            "getJobOfTestEnvironment",
+            "GET",
+            f"/test-environments/{_segment(env_id)}/jobs/{_segment(job_id)}",
+            Job,
+            Idempotency.READ,
+            track_id,
+        )
+
+    async def create_refresh_job(
+        self, env_id: str, *, scheduled_at: datetime | None = None, track_id: str | None = None
+    ) -> Job:
+        body = JobRequest(scheduled_refresh_time=scheduled_at).to_wire()
+        return await self._call(
+            "createTestEnvironmentJob",
+            "POST",
+            f"/test-environments/{_segment(env_id)}/jobs",
+            Job,
+            Idempotency.CREATE,
+            track_id,
+            body=body,
+        )
+
+    async def cancel_job(self, env_id: str, job_id: str, *, track_id: str | None = None) -> Job:
+        """`performActionOfJob` with CANCEL: the job as Zuora reports it after the request (usually CANCELLING)."""
+        body = JobActionRequest(job_action="CANCEL").to_wire()
+        return await self._call(
+            "performActionOfJob",
+            "POST",
+            f"/test-environments/{_segment(env_id)}/jobs/{_segment(job_id)}/actions",
+            Job,
+            Idempotency.REPEATABLE_ACTION,
+            track_id,
+            body=body,
+        )
+
+    # -- transport --------------------------------------------------------------------------------------------
+
+    async def _call(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        model: type[ModelT],
+        idempotency: Idempotency,
+        track_id: str | None,
+        *,
+        body: dict[str, Any] | None = None,
+    ) -> ModelT:
+        # One track ID for all attempts of one call, so Zuora support sees them as one story.
+        track = validate_track_id(track_id) if track_id is not None else new_track_id()
+        content, content_headers = self._encode(body)
+
+        async def attempt() -> ModelT:
+            response = await self._send_authorised(
+                operation, method, path, track, content, content_headers
+            )
+            raise_for_response(response, operation=operation, track_id=track)
+            return parse_model(response, model, operation=operation, track_id=track)
+
+        return await call_with_retry(
+            attempt, idempotency=idempotency, policy=self._retry, sleep=self._sleep
+        )
+
+    def _encode(self, body: dict[str, Any] | None) -> tuple[bytes | None, dict[str, str]]:
+        if body is None:
+            return None, {}
+        raw = json.dumps(body, separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json"}
+        if self._gzip_requests:
+            headers["Content-Encoding"] = "gzip"
+            return gzip.compress(raw), headers
+        return raw, headers
+
+    async def _send_authorised(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        track_id: str,
+        content: bytes | None,
+        content_headers: dict[str, str],
+    ) -> httpx.Response:
+        """Send once; on a 401 renew the token once and send once more."""
+        token = await self._auth.get()
+        response = await self._send(
+            operation, method, path, track_id, token, content, content_headers
+        )
+        if response.status_code != 401:
+            return response
+        await self._auth.invalidate(token)
+        renewed = await self._auth.get()
+        if renewed == token:  # a static token cannot be renewed: the 401 stands
+            return response
+        log.info("zuora answered 401; token renewed, retrying once", extra={"operation": operation})
+        return await self._send(
+            operation, method, path, track_id, renewed, content, content_headers
+        )
+
+    async def _send(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        track_id: str,
+        token: str,
+        content: bytes | None,
+        content_headers: dict[str, str],
+    ) -> httpx.Response:
+        headers = {
+            "Authorization": f"Bearer {token}",
+            TRACK_ID_HEADER: track_id,
+            "Accept": "application/json",
+            "Accept-Encoding": "gzip",
+            "User-Agent": USER_AGENT,
+            **content_headers,
+        }
+        if self._entity_id:
+            headers["Zuora-Entity-Ids"] = self._entity_id
+        started = time.perf_counter()
+        try:
+            response = await self._http.request(
+                method, self._base_url + path, headers=headers, content=content
+            )
+        except httpx.TransportError as exc:
+            error = transport_error(exc, operation=operation, track_id=track_id)
+            self._observe(
+                operation,
+                "timeout" if isinstance(exc, httpx.TimeoutException) else "connection",
+                started,
+            )
+            log.warning(
+                "zuora call failed without an answer",
+                extra={"operation": operation, "track_id": track_id, "error": type(exc).__name__},
+            )
+            raise error from None
+        self._observe(operation, str(response.status_code), started)
+        log.info(
+            "zuora call",
+            extra={
+                "operation": operation,
+                "status": response.status_code,
+                "track_id": track_id,
+                "request_id": response.headers.get(REQUEST_ID_HEADER),
+                "seconds": round(time.perf_counter() - started, 3),
+            },
+        )
+        return response
+
+    def _observe(self, operation: str, outcome: str, started: float) -> None:
+        if self._observer is not None:
+            self._observer(operation, outcome, time.perf_counter() - started)
+
+
+__all__ = ["CallObserver", "ZuoraClient", "ZuoraError"]
