@@ -1,0 +1,119 @@
+"""`sandbox-bot` (same as `python -m bot`): run | demo | check."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from collections.abc import Sequence
+
+from bot import logs
+from bot.config import ConfigError, Settings, load_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sandbox-bot",
+        description="Slack bot for Zuora Central Sandbox refresh jobs. Without a subcommand it runs the bot: "
+        "Socket Mode when SLACK_APP_TOKEN is set, otherwise an HTTP server on PORT.",
+    )
+    sub = parser.add_subparsers(dest="action")
+    sub.add_parser("run", help="run the bot (the default)")
+    demo = sub.add_parser(
+        "demo", help="run the bot against a local Zuora simulator and Slack console"
+    )
+    demo.add_argument(
+        "--port", type=int, default=3000, help="console port (default 3000; 0 picks a free one)"
+    )
+    demo.add_argument("--open", action="store_true", help="open the console in a browser")
+    check = sub.add_parser("check", help="validate the configuration and exit 0, or 2 on problems")
+    check.add_argument(
+        "--online", action="store_true", help="also call Slack auth.test and request a Zuora token"
+    )
+    return parser
+
+
+def _print_problems(error: ConfigError) -> None:
+    print("sandbox-bot: the configuration has problems:", file=sys.stderr)
+    for problem in error.problems:
+        print(f"  - {problem}", file=sys.stderr)
+
+
+def _check(online: bool) -> int:
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        _print_problems(error)
+        return 2
+    print("sandbox-bot: configuration is valid.")
+    print(f"  mode: {'Socket Mode' if settings.socket_mode else f'HTTP on port {settings.port}'}")
+    width = max(len(name) for name, _ in settings.describe())
+    for name, shown in settings.describe():
+        print(f"  {name.ljust(width)}  {shown}")
+    if not (settings.sandbox_allowed_users or settings.sandbox_allowed_usergroups):
+        print("  note: no allowlist is set, so every Zuora-touching command is denied.")
+    if online:
+        from bot.online_check import check_online
+
+        problems = asyncio.run(check_online(settings))
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
+        if problems:
+            return 2
+        print("  online: Slack auth.test and a Zuora token request both succeeded.")
+    return 0
+
+
+def _run() -> int:
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        _print_problems(error)
+        return 2
+    _start(settings)
+    return 0
+
+
+def _start(settings: Settings) -> None:
+    from bot.runtime import Runtime, secrets_of
+
+    logs.configure(settings.log_level, settings.log_format, secrets_of(settings))
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(Runtime(settings).run_forever())
+
+
+def _no_settings_at_all() -> bool:
+    """True when neither Slack nor Zuora is configured: a newcomer's first run, which shows the demo."""
+    import os
+
+    from dotenv import dotenv_values
+
+    names = ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "ZUORA_BASE_URL", "ZUORA_CLIENT_ID")
+    file_values = dotenv_values(".env") if os.path.exists(".env") else {}
+    return not any(os.environ.get(n) or file_values.get(n) for n in names)
+
+
+def _demo(port: int, open_browser: bool) -> int:
+    from bot.demo import run_demo
+
+    return run_demo(port=port, open_browser=open_browser)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.action == "check":
+        return _check(args.online)
+    if args.action == "demo":
+        return _demo(args.port, args.open)
+    if args.action is None and _no_settings_at_all():
+        print(
+            "sandbox-bot: no Slack or Zuora settings found, so starting the demo (see README).",
+            file=sys.stderr,
+        )
+        return _demo(3000, False)
+    return _run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""build_app: the Bolt AsyncApp with its listeners wired. Only wiring here."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.listeners import actions, commands
+from bot.listeners.context import ListenerContext
+
+log = logging.getLogger(__name__)
+
+
+def build_slack_client(token: str, api_url: str) -> AsyncWebClient:
+    """Slack Web API client with retries for connection errors and 429s (slack_sdk retries neither 429 by
+    default nor anything for Bolt's respond())."""
+    return AsyncWebClient(
+        token=token,
+        base_url=api_url,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+        ],
+    )
+
+
+def build_app(
+    *, client: AsyncWebClient, signing_secret: str | None, ctx: ListenerContext
+) -> AsyncApp:
+    """`signing_secret` None means Socket Mode, where requests come over the app's own WebSocket, unsigned."""
+    app = AsyncApp(
+        client=client,
+        signing_secret=signing_secret,
+        request_verification_enabled=signing_secret is not None,
+        process_before_response=False,
+        raise_error_for_unhandled_request=False,
+        logger=logging.getLogger("slack_bolt"),
+    )
+    commands.register(app, ctx)
+    actions.register(app, ctx)
+
+    @app.error
+    async def on_error(error: Exception, body: dict[str, Any]) -> None:
+        log.error(
+            "unhandled error in a Slack listener", exc_info=error, extra={"type": body.get("type")}
+        )
+
+    return app

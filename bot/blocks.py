@@ -1,0 +1,389 @@
+"""Block Kit builders: every message the bot sends is built here (pure functions: models in, dicts out).
+
+Text that came from a user or from Zuora goes through `escape_mrkdwn` (or into plain_text) before it
+reaches mrkdwn, so it can never mention `@channel`, `@here` or anyone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bot.commands import EnvRef, UsageError, encode_job_value, escape_mrkdwn, usage_line
+from bot.zuora.errors import (
+    ZuoraAuthenticationError,
+    ZuoraError,
+    ZuoraMalformedResponseError,
+    ZuoraNotFoundError,
+    ZuoraPermissionError,
+    ZuoraRateLimitedError,
+    ZuoraRejectedError,
+    ZuoraServerError,
+    ZuoraTimeoutError,
+    ZuoraUnavailableError,
+)
+from bot.zuora.models import Job, JobStatus, is_cancellable, is_terminal
+
+Block = dict[str, Any]
+
+PERMISSION = "Refresh Central Sandbox"
+MAX_BLOCKS = 50
+
+ACTION_CANCEL_JOB = "sandbox_cancel_job"
+ACTION_JOB_STATUS = "sandbox_job_status"
+ACTION_REFRESH_CONFIRM = "sandbox_refresh_confirm"
+ACTION_REFRESH_ABORT = "sandbox_refresh_abort"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A Slack message: fallback `text` (notifications, screen readers) and its blocks."""
+
+    text: str
+    blocks: list[Block] = field(default_factory=list)
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return {"text": self.text, "blocks": self.blocks}
+
+
+# -- small pieces ---------------------------------------------------------------------------------------------
+
+_STATUS_EMOJI: Mapping[str, str] = {
+    JobStatus.NEW: ":new:",
+    JobStatus.SCHEDULED: ":calendar:",
+    JobStatus.QUEUED: ":hourglass_flowing_sand:",
+    JobStatus.CANCELLING: ":octagonal_sign:",
+    JobStatus.COMPLETED: ":white_check_mark:",
+    JobStatus.FAILED: ":x:",
+    JobStatus.CANCELLED: ":no_entry_sign:",
+}
+_RUNNING_EMOJI = ":arrows_counterclockwise:"
+_UNKNOWN_EMOJI = ":grey_question:"
+_RUNNING = frozenset(
+    {
+        JobStatus.INITIATED,
+        JobStatus.PROVISIONING,
+        JobStatus.DEPROVISIONING,
+        JobStatus.EXPORTING,
+        JobStatus.SCRUBBING,
+        JobStatus.RESETTING,
+        JobStatus.IMPORTING,
+        JobStatus.FINALIZING,
+    }
+)
+
+
+def status_emoji(status: str | None) -> str:
+    if status in _RUNNING:
+        return _RUNNING_EMOJI
+    return _STATUS_EMOJI.get(status or "", _UNKNOWN_EMOJI)
+
+
+def status_text(status: str | None) -> str:
+    return f"{status_emoji(status)} *{escape_mrkdwn(str(status or 'UNKNOWN'))}*"
+
+
+def progress_bar(percent: int | None, width: int = 10) -> str:
+    if percent is None:
+        return "—"
+    clamped = max(0, min(100, percent))
+    filled = round(clamped * width / 100)
+    return f"`{'█' * filled}{'░' * (width - filled)}` {clamped}%"
+
+
+def slack_date(value: datetime | None) -> str:
+    """A date each reader sees in their own time zone; the ISO fallback for clients that cannot."""
+    if value is None:
+        return "—"
+    fallback = value.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(value.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def env_label(env: EnvRef) -> str:
+    if env.alias:
+        return f"*{escape_mrkdwn(env.alias)}* (`{escape_mrkdwn(env.id)}`)"
+    return f"`{escape_mrkdwn(env.id)}`"
+
+
+def env_plain(env: EnvRef) -> str:
+    return f"{env.alias} ({env.id})" if env.alias else env.id
+
+
+def mention(user_id: str) -> str:
+    """A user mention; IDs come from Slack's own payload and are checked by the caller's parser."""
+    return f"<@{user_id}>"
+
+
+def _section(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text, 3000)}}
+
+
+def _context(*texts: str) -> Block:
+    return {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": _clip(t, 3000)} for t in texts[:10]],
+    }
+
+
+def _header(text: str) -> Block:
+    return {
+        "type": "header",
+        "text": {"type": "plain_text", "text": _clip(text, 150), "emoji": True},
+    }
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _fields(pairs: Iterable[tuple[str, str]]) -> list[Block]:
+    return [
+        {"type": "mrkdwn", "text": _clip(f"*{label}*\n{value}", 2000)} for label, value in pairs
+    ][:10]
+
+
+def _plain(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text, "emoji": True}
+
+
+def cancel_button(env: EnvRef, job_id: str) -> Block:
+    plain_env = _clip(env_plain(env), 120)
+    return {
+        "type": "button",
+        "action_id": ACTION_CANCEL_JOB,
+        "text": _plain("Cancel job"),
+        "style": "danger",
+        "value": encode_job_value(env.id, job_id),
+        "confirm": {
+            "title": _plain("Cancel this refresh?"),
+            "text": {
+                "type": "plain_text",
+                "text": _clip(
+                    f"Cancel job {job_id} in {plain_env}? The refresh stops and the sandbox keeps its current data.",
+                    300,
+                ),
+            },
+            "confirm": _plain("Cancel job"),
+            "deny": _plain("Keep it running"),
+            "style": "danger",
+        },
+    }
+
+
+def status_button(env: EnvRef, job_id: str) -> Block:
+    return {
+        "type": "button",
+        "action_id": ACTION_JOB_STATUS,
+        "text": _plain("Refresh status"),
+        "value": encode_job_value(env.id, job_id),
+    }
+
+
+# -- job card -------------------------------------------------------------------------------------------------
+
+
+def job_card(
+    job: Job,
+    env: EnvRef,
+    *,
+    requested_by: str | None = None,
+    track_id: str | None = None,
+    note: str | None = None,
+) -> Message:
+    """Interface section 5: type and status, progress, environment, job, who asked, times, track ID, buttons."""
+    job_id = job.id or "unknown"
+    job_type = str(job.job_type or "JOB").title()
+    status = str(job.status or "UNKNOWN")
+    blocks: list[Block] = [_header(f"{job_type} job · {status}")]
+    if note:
+        blocks.append(_section(note))
+    blocks.append(
+        {
+            "type": "section",
+            "fields": _fields(
+                [
+                    ("Status", status_text(job.status)),
+                    ("Progress", progress_bar(job.progress_percentage)),
+                    ("Environment", env_label(env)),
+                    ("Job", f"`{escape_mrkdwn(job_id)}`"),
+                    ("Requested in Slack by", mention(requested_by) if requested_by else "—"),
+                    (
+                        "Created by (Zuora user)",
+                        f"`{escape_mrkdwn(job.created_by_id)}`" if job.created_by_id else "—",
+                    ),
+                    ("Created", slack_date(job.create_time)),
+                    ("Started", slack_date(job.job_start_time)),
+                    (
+                        "Estimated completion" if not is_terminal(job.status) else "Ended",
+                        slack_date(
+                            job.estimated_completion_time
+                            if not is_terminal(job.status)
+                            else job.job_end_time
+                        ),
+                    ),
+                    ("Scheduled for", slack_date(job.scheduled_refresh_time)),
+                ]
+            ),
+        }
+    )
+    buttons = []
+    if job.id and is_cancellable(job.status):
+        buttons.append(cancel_button(env, job.id))
+    if job.id:
+        buttons.append(status_button(env, job.id))
+    if buttons:
+        blocks.append(
+            {"type": "actions", "block_id": f"job:{_clip(job_id, 200)}", "elements": buttons}
+        )
+    context = []
+    if track_id:
+        context.append(f"Zuora-Track-Id `{escape_mrkdwn(track_id)}`")
+    if is_terminal(job.status):
+        context.append("This job has ended.")
+    elif job.status == JobStatus.CANCELLING:
+        context.append("Zuora is cancelling the job; this card follows it to the end.")
+    if context:
+        blocks.append(_context(*context))
+    text = f"{job_type} job {job_id} in {env_plain(env)}: {status}"
+    return Message(text=escape_mrkdwn(text), blocks=blocks)
+
+
+# -- errors and refusals ---------------------------------------------------------------------------------------
+
+
+def _meaning(error: ZuoraError, action: str) -> str:
+    if isinstance(error, ZuoraRejectedError) and action == "cancel":
+        return (
+            "A refresh can be cancelled only before its reset stage (RESETTING). From RESETTING on, "
+            "or once it has ended, it runs to its end and cannot be cancelled."
+        )
+    if isinstance(error, ZuoraRejectedError):
+        return "Zuora did not accept the request as sent."
+    if isinstance(error, ZuoraNotFoundError):
+        return "Zuora knows no such test environment or job. Check the IDs with `/sandbox envs` and `/sandbox jobs <env>`."
+    if isinstance(error, ZuoraPermissionError) and action == "refresh":
+        return "Zuora allows one refresh per period (28 days for a Central Sandbox, 14 for a Developer Sandbox)."
+    if isinstance(error, ZuoraPermissionError):
+        return f"The bot's Zuora user needs the *{PERMISSION}* permission in Zuora."
+    if isinstance(error, ZuoraAuthenticationError):
+        return "The bot's Zuora credentials were refused. An operator should check them with `sandbox-bot check --online`."
+    if isinstance(error, ZuoraRateLimitedError):
+        wait = (
+            f" in {int(error.retry_after)} seconds"
+            if error.retry_after is not None
+            else " in a minute"
+        )
+        return f"Zuora is limiting how fast the bot may call it. Try again{wait}."
+    if isinstance(error, ZuoraServerError):
+        return "Zuora had a problem on its side. Try again shortly; if it persists, give Zuora support the IDs below."
+    if isinstance(error, ZuoraTimeoutError):
+        if action in ("cancel", "refresh"):
+            return "Zuora did not answer in time. The request may still have been applied: check with `/sandbox jobs <env>` before trying again."
+        return "Zuora did not answer in time. Try again shortly."
+    if isinstance(error, ZuoraUnavailableError):
+        return "The bot could not reach Zuora. Try again shortly; if it persists, an operator should check ZUORA_BASE_URL and the network."
+    if isinstance(error, ZuoraMalformedResponseError):
+        return "Zuora's answer could not be read. Try again; if it persists, give Zuora support the IDs below."
+    return "The bot could not complete the request."
+
+
+def zuora_error(error: ZuoraError, *, action: str, what: str) -> Message:
+    """Interface section 6: status, Zuora's reasons, what it means for this command, and the IDs for support.
+
+    `what` is a mrkdwn description the caller built from validated values, e.g. "cancel job `x` in *staging*".
+    """
+    answer = f"HTTP {error.status}" if error.status is not None else "no answer"
+    lines = [f":warning: Could not {what}: {escape_mrkdwn(error.summary)} ({answer})."]
+    for reason in error.reasons[:5]:
+        code = f"`{escape_mrkdwn(reason.code)}` " if reason.code else ""
+        lines.append(f"> {code}{escape_mrkdwn(_clip(reason.message, 400))}")
+    lines.append(_meaning(error, action))
+    ids = [
+        f"Zuora-Track-Id `{escape_mrkdwn(error.track_id)}`"
+        if error.track_id
+        else "no Zuora-Track-Id"
+    ]
+    if error.request_id:
+        ids.append(f"Zuora-Request-Id `{escape_mrkdwn(error.request_id)}`")
+    text = f"Could not {action}: {error.summary} ({answer}). " + " ".join(
+        f"{r.code} {r.message}".strip() for r in error.reasons[:5]
+    )
+    return Message(
+        text=escape_mrkdwn(_clip(text, 2000)),
+        blocks=[_section("\n".join(lines)), _context(" · ".join(ids))],
+    )
+
+
+def usage_error(error: UsageError) -> Message:
+    """A parser refusal: the message (already escaped) and the usage line that fits."""
+    lines = [f":information_source: {error.message}"]
+    if error.subcommand:
+        lines.append(f"Usage: `{usage_line(error.subcommand)}`")  # already escaped
+    else:
+        lines.append("Type `/sandbox help` to see what the bot can do.")
+    return Message(text=error.message, blocks=[_section("\n".join(lines))])
+
+
+def refusal(user_id: str, *, reason: str, granted_by: Sequence[str]) -> Message:
+    """Interface section 3: names the permission and who grants it."""
+    grantors = ", ".join(granted_by) if granted_by else "an operator of this bot"
+    text = (
+        f":no_entry: {mention(user_id)}, you do not have the *{PERMISSION}* permission in this bot, "
+        f"so Zuora was not called. {reason}\nIt is granted by {grantors}."
+    )
+    return Message(text=f"You do not have the {PERMISSION} permission.", blocks=[_section(text)])
+
+
+def notice(text_mrkdwn: str, plain: str) -> Message:
+    """A one-section message whose mrkdwn the caller built from escaped values."""
+    return Message(text=escape_mrkdwn(plain), blocks=[_section(text_mrkdwn)])
+
+
+def internal_error(what: str, incident: str) -> Message:
+    return notice(
+        f":warning: Could not {what}: the bot hit an unexpected error. It is logged as incident `{incident}`; "
+        "nothing else was affected, so you can try again.",
+        f"Could not complete the request (incident {incident}).",
+    )
+
+
+def action_notification(
+    *,
+    actor: str,
+    verb: str,
+    job: Job,
+    env: EnvRef,
+    track_id: str | None,
+) -> Message:
+    """Audit-trail line for the notification channel: who did what, the result, and the track ID."""
+    job_id = job.id or "unknown"
+    status = str(job.status or "UNKNOWN")
+    text = (
+        f"{mention(actor)} {verb} job `{escape_mrkdwn(job_id)}` in {env_label(env)}: "
+        f"now {status_text(job.status)}"
+    )
+    blocks = [_section(text)]
+    if track_id:
+        blocks.append(_context(f"Zuora-Track-Id `{escape_mrkdwn(track_id)}`"))
+    plain = f"{actor} {verb} job {job_id} in {env_plain(env)}: now {status}"
+    return Message(text=escape_mrkdwn(plain), blocks=blocks)
+
+
+def help_message(*, allowed: bool, aliases: Mapping[str, str], usage: str) -> Message:
+    """Help lists only what the asking user may run."""
+    if not allowed:
+        text = (
+            ":wave: `/sandbox` manages Zuora Central Sandbox refresh jobs.\n"
+            f"You do not have the *{PERMISSION}* permission in this bot, so only `/sandbox help` is open to you. "
+            "Ask an operator of the bot to add you (SANDBOX_ALLOWED_USERS or one of SANDBOX_ALLOWED_USERGROUPS)."
+        )
+        return Message(text="/sandbox help", blocks=[_section(text)])
+    return Message(text="/sandbox help", blocks=[_section(usage)])
+
+
+def to_json(message: Message) -> str:
+    """For logs and tests: the message as Slack would receive it."""
+    return json.dumps(message.as_kwargs(), ensure_ascii=False)

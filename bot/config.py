@@ -1,0 +1,303 @@
+"""Settings: the one place that reads the environment (and `.env`, through python-dotenv).
+
+Every problem is reported as one line naming the variable; values are never echoed, so a secret pasted into
+the wrong variable is not printed either.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.commands import ID_PATTERN
+
+USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
+USERGROUP_ID = re.compile(r"^S[A-Z0-9]{2,20}$")
+CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,20}$")
+ALIAS = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+CommaList = Annotated[tuple[str, ...], NoDecode]
+
+
+def _split(value: Any) -> Any:
+    if isinstance(value, str):
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+    return value
+
+
+def _check_url(value: str, variable: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"must be an http(s) URL with a host, e.g. https://rest.zuora.com ({variable})"
+        )
+    if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+        raise ValueError("must use https (plain http is allowed only for 127.0.0.1/localhost)")
+    if parts.username or parts.password:
+        raise ValueError("must not contain credentials")
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        hide_input_in_errors=True,
+    )
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    port: int = Field(default=3000, ge=0, le=65535)
+
+    zuora_base_url: str
+    zuora_client_id: SecretStr
+    zuora_client_secret: SecretStr
+    zuora_entity_id: str | None = None
+    zuora_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+    zuora_gzip_requests: bool = False
+
+    sandbox_allowed_users: CommaList = ()
+    sandbox_allowed_usergroups: CommaList = ()
+    sandbox_environments: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    sandbox_notify_channel: str | None = None
+    sandbox_poll_seconds: float = Field(default=20.0, ge=0.05, le=3600)
+    sandbox_watch_environments: CommaList = ()
+    sandbox_watch_seconds: float = Field(default=60.0, ge=0.05, le=86400)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    # -- field rules ---------------------------------------------------------------------------------------------
+
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xoxb-"):
+            raise ValueError("must be a bot token starting with xoxb-")
+        return value
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            return None
+        if value is not None and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError("must be an app-level token starting with xapp-")
+        return value
+
+    @field_validator("slack_signing_secret", "zuora_client_id", "zuora_client_secret")
+    @classmethod
+    def _not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            text = value.get_secret_value()
+            if not text.strip():
+                return None
+            if text != text.strip() or any(ch.isspace() for ch in text):
+                raise ValueError("must not contain white space")
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _slack_url(cls, value: str) -> str:
+        value = _check_url(value.strip(), "https://slack.com/api/")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("zuora_base_url")
+    @classmethod
+    def _zuora_url(cls, value: str) -> str:
+        return _check_url(value.strip(), "https://rest.zuora.com").rstrip("/")
+
+    @field_validator("zuora_entity_id", "sandbox_notify_channel")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @field_validator("zuora_entity_id")
+    @classmethod
+    def _entity(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9-]{1,64}", value):
+            raise ValueError("must be one Zuora entity ID (letters, digits, dashes)")
+        return value
+
+    @field_validator(
+        "sandbox_allowed_users",
+        "sandbox_allowed_usergroups",
+        "sandbox_watch_environments",
+        mode="before",
+    )
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        return _split(value)
+
+    @field_validator("sandbox_allowed_users")
+    @classmethod
+    def _users(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [item for item in value if not USER_ID.fullmatch(item)]
+        if bad:
+            raise ValueError(
+                f"{len(bad)} entr{'y is' if len(bad) == 1 else 'ies are'} not a Slack user ID (U… or W…)"
+            )
+        return value
+
+    @field_validator("sandbox_allowed_usergroups")
+    @classmethod
+    def _groups(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [item for item in value if not USERGROUP_ID.fullmatch(item)]
+        if bad:
+            raise ValueError(
+                f"{len(bad)} entr{'y is' if len(bad) == 1 else 'ies are'} not a Slack user-group ID (S…)"
+            )
+        return value
+
+    @field_validator("sandbox_notify_channel")
+    @classmethod
+    def _channel(cls, value: str | None) -> str | None:
+        if value is not None and not CHANNEL_ID.fullmatch(value):
+            raise ValueError("must be a Slack channel ID (C…, G… or D…), not a channel name")
+        return value
+
+    @field_validator("sandbox_environments", mode="before")
+    @classmethod
+    def _environments(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        aliases: dict[str, str] = {}
+        for number, pair in enumerate((p.strip() for p in value.split(",") if p.strip()), start=1):
+            alias, sep, env_id = (part.strip() for part in pair.partition("="))
+            if not sep:
+                raise ValueError(f"entry {number} is not name=<test environment id>")
+            if not ALIAS.fullmatch(alias.lower()):
+                raise ValueError(
+                    f"entry {number}: alias must be a letter then letters, digits, - or _ (at most 32)"
+                )
+            if not ID_PATTERN.fullmatch(env_id):
+                raise ValueError(
+                    f"entry {number} ({alias.lower()}): the test environment ID is malformed"
+                )
+            if alias.lower() in aliases:
+                raise ValueError(f"alias {alias.lower()} is given twice")
+            aliases[alias.lower()] = env_id
+        return aliases
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Settings:
+        unknown = [
+            item
+            for item in self.sandbox_watch_environments
+            if item.lower() != "all"
+            and item.lower() not in self.sandbox_environments
+            and not ID_PATTERN.fullmatch(item)
+        ]
+        if unknown:
+            raise ValueError(
+                "SANDBOX_WATCH_ENVIRONMENTS: entries must be aliases from SANDBOX_ENVIRONMENTS, test environment IDs or 'all'"
+            )
+        return self
+
+    # -- derived ------------------------------------------------------------------------------------------------
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.slack_app_token is not None
+
+    @property
+    def aliases(self) -> Mapping[str, str]:
+        return self.sandbox_environments
+
+    def describe(self) -> list[tuple[str, str]]:
+        """(VARIABLE, shown value) for `sandbox-bot check`: secrets masked."""
+        rows: list[tuple[str, str]] = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                shown = _mask(value)
+            elif value is None or value in ((), {}):
+                shown = "(not set)"
+            elif isinstance(value, tuple):
+                shown = ", ".join(value)
+            elif isinstance(value, dict):
+                shown = ", ".join(f"{k}={v}" for k, v in value.items())
+            else:
+                shown = str(value)
+            rows.append((name.upper(), shown))
+        return rows
+
+
+def _mask(secret: SecretStr) -> str:
+    text = secret.get_secret_value()
+    prefix = text.split("-", 1)[0] + "-" if text.startswith(("xoxb-", "xapp-")) else ""
+    return f"{prefix}*** (set, {len(text)} characters)"
+
+
+class ConfigError(Exception):
+    """Invalid configuration: `problems` holds one line per problem, each naming its variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(f"- {p}" for p in problems))
+
+
+def _describe_error(error: Mapping[str, Any]) -> str:
+    location = [str(part) for part in error.get("loc", ())]
+    variable = location[0].upper() if location else "configuration"
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    if error.get("type") == "missing":
+        message = "required"
+    if not location and ":" in message:
+        return message
+    return f"{variable}: {message}"
+
+
+class _SlackPresence(BaseSettings):
+    """Which Slack credentials are set at all, read leniently so that mode problems are reported together
+    with every other problem, even when some value fails validation."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    slack_bot_token: str = ""
+    slack_signing_secret: str = ""
+    slack_app_token: str = ""
+
+
+def _mode_problems(overrides: Mapping[str, Any], *, demo: bool) -> list[str]:
+    if demo:
+        return []
+    present = _SlackPresence(
+        **{k: v for k, v in overrides.items() if k in _SlackPresence.model_fields}
+    )
+    problems = []
+    if not present.slack_bot_token.strip():
+        problems.append("SLACK_BOT_TOKEN: required (an xoxb- bot token)")
+    if not present.slack_app_token.strip() and not present.slack_signing_secret.strip():
+        problems.append(
+            "SLACK_SIGNING_SECRET: required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)"
+        )
+    return problems
+
+
+def load_settings(*, demo: bool = False, **overrides: Any) -> Settings:
+    """Read and validate the configuration; `ConfigError` lists every problem at once.
+
+    `overrides` take the place of environment variables (keyword names in lower case), for the demo and tests.
+    """
+    problems = _mode_problems(overrides, demo=demo)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        field_problems = [_describe_error(error) for error in exc.errors()]
+        named = {line.split(":", 1)[0] for line in field_problems}
+        problems = field_problems + [p for p in problems if p.split(":", 1)[0] not in named]
+        raise ConfigError(problems) from None
+    if problems:
+        raise ConfigError(problems)
+    return settings

@@ -1,0 +1,46 @@
+"""Prometheus metrics, one registry per running bot (so tests and the demo can run several side by side)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.commands = Counter(
+            "sandbox_commands",
+            "Slack commands and button clicks handled, by subcommand/action and outcome.",
+            ["command", "outcome"],
+            registry=self.registry,
+        )
+        self.zuora_calls = Counter(
+            "sandbox_zuora_calls",
+            "HTTP exchanges with Zuora, by operation and status (or timeout/connection).",
+            ["operation", "status"],
+            registry=self.registry,
+        )
+        self.zuora_seconds = Histogram(
+            "sandbox_zuora_call_seconds",
+            "Latency of HTTP exchanges with Zuora.",
+            ["operation"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=self.registry,
+        )
+        self.handler_seconds = Histogram(
+            "sandbox_handler_seconds",
+            "Time from a Slack request's ack to its reply being delivered.",
+            ["command"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+
+    def observe_zuora(self, operation: str, outcome: str, seconds: float) -> None:
+        self.zuora_calls.labels(operation, outcome).inc()
+        self.zuora_seconds.labels(operation).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,42 @@
+"""`sandbox-bot check --online`: one Slack auth.test and one Zuora token request, nothing else."""
+
+from __future__ import annotations
+
+from slack_sdk.errors import SlackApiError
+
+from bot.app import build_slack_client
+from bot.config import Settings
+from bot.runtime import zuora_http_client
+from bot.zuora.auth import OAuthClientCredentials
+from bot.zuora.errors import ZuoraError
+
+
+async def check_online(settings: Settings) -> list[str]:
+    problems: list[str] = []
+    if settings.slack_bot_token is not None:
+        slack = build_slack_client(
+            settings.slack_bot_token.get_secret_value(), settings.slack_api_url
+        )
+        try:
+            await slack.auth_test()
+        except SlackApiError as error:
+            problems.append(
+                f"SLACK_BOT_TOKEN: Slack auth.test failed ({error.response.get('error')})"
+            )
+        except Exception as error:  # network failures of any kind
+            problems.append(f"SLACK_API_URL: Slack could not be reached ({type(error).__name__})")
+    async with zuora_http_client(settings) as http:
+        auth = OAuthClientCredentials(
+            http=http,
+            base_url=settings.zuora_base_url,
+            client_id=settings.zuora_client_id.get_secret_value(),
+            client_secret=settings.zuora_client_secret,
+            entity_id=settings.zuora_entity_id,
+        )
+        try:
+            await auth.get()
+        except ZuoraError as error:
+            problems.append(
+                f"ZUORA_CLIENT_ID/ZUORA_CLIENT_SECRET/ZUORA_BASE_URL: token request failed: {error}"
+            )
+    return problems

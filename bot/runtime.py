@@ -1,0 +1,191 @@
+"""The running bot: owns the HTTP clients, the Bolt app, the web server and the Socket Mode connection."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+import httpx
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+
+from bot.app import build_app, build_slack_client
+from bot.config import Settings
+from bot.listeners.context import ListenerContext
+from bot.metrics import CONTENT_TYPE, Metrics
+from bot.operations import Operations
+from bot.permissions import Permissions
+from bot.zuora.auth import OAuthClientCredentials
+from bot.zuora.client import ZuoraClient
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+ZUORA_MAX_CONNECTIONS = (
+    20  # Zuora allows 40 concurrent requests per tenant by default; leave room for others
+)
+
+
+def zuora_http_client(settings: Settings) -> httpx.AsyncClient:
+    timeout = httpx.Timeout(
+        settings.zuora_timeout_seconds, connect=min(10.0, settings.zuora_timeout_seconds)
+    )
+    return httpx.AsyncClient(
+        timeout=timeout,
+        limits=httpx.Limits(
+            max_connections=ZUORA_MAX_CONNECTIONS, max_keepalive_connections=ZUORA_MAX_CONNECTIONS
+        ),
+        follow_redirects=False,
+    )
+
+
+def secrets_of(settings: Settings) -> Iterable[str]:
+    """Every secret value in the settings, for the log redactor."""
+    for value in (
+        settings.slack_bot_token,
+        settings.slack_signing_secret,
+        settings.slack_app_token,
+        settings.zuora_client_secret,
+        settings.zuora_client_id,
+    ):
+        if value is not None:
+            yield value.get_secret_value()
+
+
+class Runtime:
+    def __init__(self, settings: Settings, *, host: str = "0.0.0.0") -> None:  # noqa: S104 (a server's default)
+        self.settings = settings
+        self.host = host
+        self.metrics = Metrics()
+        self.ready = False
+        self.port: int | None = None
+        self._http: httpx.AsyncClient | None = None
+        self._runner: web.AppRunner | None = None
+        self._socket: AsyncSocketModeHandler | None = None
+        self.app: AsyncApp | None = None
+        self.zuora: ZuoraClient | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        settings = self.settings
+        assert settings.slack_bot_token is not None, "validated by load_settings"
+        self._http = zuora_http_client(settings)
+        auth = OAuthClientCredentials(
+            http=self._http,
+            base_url=settings.zuora_base_url,
+            client_id=settings.zuora_client_id.get_secret_value(),
+            client_secret=settings.zuora_client_secret,
+            entity_id=settings.zuora_entity_id,
+        )
+        self.zuora = ZuoraClient(
+            base_url=settings.zuora_base_url,
+            auth=auth,
+            http=self._http,
+            entity_id=settings.zuora_entity_id,
+            gzip_requests=settings.zuora_gzip_requests,
+            observer=self.metrics.observe_zuora,
+        )
+        slack = build_slack_client(
+            settings.slack_bot_token.get_secret_value(), settings.slack_api_url
+        )
+
+        async def members(group: str) -> list[str]:
+            response = await slack.usergroups_users_list(usergroup=group, include_disabled=False)
+            return [str(user) for user in response.get("users") or []]
+
+        permissions = Permissions(
+            users=settings.sandbox_allowed_users,
+            usergroups=settings.sandbox_allowed_usergroups,
+            lookup=members,
+        )
+        operations = Operations(zuora=self.zuora, permissions=permissions, aliases=settings.aliases)
+        ctx = ListenerContext(
+            operations=operations,
+            metrics=self.metrics,
+            notify_channel=settings.sandbox_notify_channel,
+        )
+        signing = (
+            settings.slack_signing_secret.get_secret_value()
+            if settings.slack_signing_secret
+            else None
+        )
+        self.app = build_app(
+            client=slack, signing_secret=None if settings.socket_mode else signing, ctx=ctx
+        )
+
+        await self._serve()
+        if settings.socket_mode:
+            assert settings.slack_app_token is not None
+            self._socket = AsyncSocketModeHandler(
+                self.app, settings.slack_app_token.get_secret_value()
+            )
+            await self._socket.connect_async()  # type: ignore[no-untyped-call]
+        self.ready = True
+        log.info(
+            "sandbox-bot ready",
+            extra={"mode": "socket" if settings.socket_mode else "http", "port": self.port},
+        )
+
+    async def stop(self) -> None:
+        self.ready = False
+        if self._socket is not None:
+            await self._socket.close_async()  # type: ignore[no-untyped-call]
+            self._socket = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    async def __aenter__(self) -> Runtime:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def run_forever(self) -> None:
+        await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()
+
+    # -- web server --------------------------------------------------------------------------------------------
+
+    async def _serve(self) -> None:
+        web_app = web.Application(client_max_size=1024 * 1024)
+        web_app.router.add_get("/healthz", self._healthz)
+        web_app.router.add_get("/metrics", self._metrics)
+        if not self.settings.socket_mode:
+            web_app.router.add_post(EVENTS_PATH, self._events)
+        self._runner = web.AppRunner(web_app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.settings.port)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+
+    async def _events(self, request: web.Request) -> web.Response:
+        assert self.app is not None
+        if not self.ready:
+            return web.json_response({"error": "starting"}, status=503)
+        bolt_response = await self.app.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(bolt_response)
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        if not self.ready:
+            return web.json_response({"status": "starting"}, status=503)
+        return web.json_response({"status": "ok"})
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+    @property
+    def events_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104
+        return f"http://{host}:{self.port}{EVENTS_PATH}"
