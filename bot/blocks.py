@@ -128,10 +128,16 @@ def _context(*texts: str) -> Block:
     }
 
 
+def plain_safe(text: str) -> str:
+    """Outside text for plain_text fields: Slack does not parse mentions there, but angle brackets still
+    have no business in a header, so they become look-alike guillemets."""
+    return text.replace("<", "‹").replace(">", "›")
+
+
 def _header(text: str) -> Block:
     return {
         "type": "header",
-        "text": {"type": "plain_text", "text": _clip(text, 150), "emoji": True},
+        "text": {"type": "plain_text", "text": _clip(plain_safe(text), 150), "emoji": True},
     }
 
 

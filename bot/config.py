@@ -269,12 +269,11 @@ class _SlackPresence(BaseSettings):
     slack_app_token: str = ""
 
 
-def _mode_problems(overrides: Mapping[str, Any], *, demo: bool) -> list[str]:
+def _mode_problems(overrides: Mapping[str, Any], *, demo: bool, env_file: str | None) -> list[str]:
     if demo:
         return []
-    present = _SlackPresence(
-        **{k: v for k, v in overrides.items() if k in _SlackPresence.model_fields}
-    )
+    slack = {k: v for k, v in overrides.items() if k in _SlackPresence.model_fields}
+    present = _SlackPresence(_env_file=env_file, **slack)
     problems = []
     if not present.slack_bot_token.strip():
         problems.append("SLACK_BOT_TOKEN: required (an xoxb- bot token)")
@@ -285,14 +284,17 @@ def _mode_problems(overrides: Mapping[str, Any], *, demo: bool) -> list[str]:
     return problems
 
 
-def load_settings(*, demo: bool = False, **overrides: Any) -> Settings:
+def load_settings(
+    *, demo: bool = False, env_file: str | None = ".env", **overrides: Any
+) -> Settings:
     """Read and validate the configuration; `ConfigError` lists every problem at once.
 
-    `overrides` take the place of environment variables (keyword names in lower case), for the demo and tests.
+    `overrides` take the place of environment variables (keyword names in lower case), for the demo and
+    tests; `env_file=None` ignores any `.env` file.
     """
-    problems = _mode_problems(overrides, demo=demo)
+    problems = _mode_problems(overrides, demo=demo, env_file=env_file)
     try:
-        settings = Settings(**overrides)
+        settings = Settings(_env_file=env_file, **overrides)
     except ValidationError as exc:
         field_problems = [_describe_error(error) for error in exc.errors()]
         named = {line.split(":", 1)[0] for line in field_problems}

@@ -1,0 +1,107 @@
+"""Shared fixtures: the Zuora simulator, the Slack emulator and a running bot wired to both over loopback."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from bot.config import load_settings
+from bot.runtime import Runtime
+from bot.sim.clock import ManualClock
+from bot.sim.slack import SlackEmulator
+from bot.sim.zuora import ZuoraSimulator
+from bot.sim.zuora_seed import ENV_STAGING, ENV_UAT
+
+ALLOWED = "U0ALLOWED1"
+GROUP_MEMBER = "U0GROUPIE1"
+STRANGER = "U0STRANGER"
+GROUP = "S0PLATFORM"
+CHANNEL = "C0SANDBOX1"
+NOTIFY = "C0AUDITLOG"
+BOT_TOKEN = "xoxb-test-bot-token-0123456789"
+APP_TOKEN = "xapp-1-test-app-token-0123456789"
+SIGNING_SECRET = "test-signing-secret-abcdef0123456789"
+ZUORA_CLIENT_ID = "0123abcd-0000-4000-8000-00000000c11d"
+ZUORA_CLIENT_SECRET = "zuora-client-secret-never-logged"
+SECRETS = (BOT_TOKEN, APP_TOKEN, SIGNING_SECRET, ZUORA_CLIENT_SECRET)
+
+
+@pytest.fixture(autouse=True)
+def _no_outside_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests see only the configuration they give: nothing from the developer's shell."""
+    for name in list(os.environ):
+        if name.startswith(("SLACK_", "ZUORA_", "SANDBOX_")) or name in (
+            "PORT",
+            "LOG_LEVEL",
+            "LOG_FORMAT",
+        ):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+async def zuora(clock: ManualClock) -> AsyncIterator[ZuoraSimulator]:
+    async with ZuoraSimulator(
+        clock, client_id=ZUORA_CLIENT_ID, client_secret=ZUORA_CLIENT_SECRET
+    ) as sim:
+        yield sim
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[SlackEmulator]:
+    async with SlackEmulator(
+        bot_token=BOT_TOKEN, app_token=APP_TOKEN, signing_secret=SIGNING_SECRET
+    ) as emu:
+        emu.set_usergroup(GROUP, [GROUP_MEMBER])
+        yield emu
+
+
+def bot_settings(zuora: ZuoraSimulator, slack: SlackEmulator, **overrides: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "slack_bot_token": BOT_TOKEN,
+        "slack_signing_secret": SIGNING_SECRET,
+        "slack_api_url": slack.api_url,
+        "port": 0,
+        "zuora_base_url": zuora.base_url,
+        "zuora_client_id": ZUORA_CLIENT_ID,
+        "zuora_client_secret": ZUORA_CLIENT_SECRET,
+        "zuora_timeout_seconds": 5,
+        "sandbox_allowed_users": ALLOWED,
+        "sandbox_allowed_usergroups": GROUP,
+        "sandbox_environments": f"staging={ENV_STAGING},uat={ENV_UAT}",
+        "sandbox_notify_channel": NOTIFY,
+    }
+    values.update(overrides)
+    return {k: v for k, v in values.items() if v is not None}
+
+
+StartBot = Callable[..., Awaitable[Runtime]]
+
+
+@pytest.fixture
+async def start_bot(zuora: ZuoraSimulator, slack: SlackEmulator) -> AsyncIterator[StartBot]:
+    """Start a bot with the standard test settings, overridden by keyword (None removes a setting)."""
+    started: list[Runtime] = []
+
+    async def start(**overrides: Any) -> Runtime:
+        settings = load_settings(env_file=None, **bot_settings(zuora, slack, **overrides))
+        runtime = Runtime(settings, host="127.0.0.1")
+        await runtime.start()
+        started.append(runtime)
+        return runtime
+
+    yield start
+    for runtime in reversed(started):
+        await runtime.stop()
+
+
+@pytest.fixture
+async def bot(start_bot: StartBot) -> Runtime:
+    return await start_bot()
