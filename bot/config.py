@@ -11,7 +11,14 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.commands import ID_PATTERN
@@ -31,12 +38,10 @@ def _split(value: Any) -> Any:
     return value
 
 
-def _check_url(value: str, variable: str) -> str:
+def _check_url(value: str, example: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(
-            f"must be an http(s) URL with a host, e.g. https://rest.zuora.com ({variable})"
-        )
+        raise ValueError(f"must be an http(s) URL with a host, e.g. {example}")
     if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
         raise ValueError("must use https (plain http is allowed only for 127.0.0.1/localhost)")
     if parts.username or parts.password:
@@ -82,6 +87,8 @@ class Settings(BaseSettings):
     @field_validator("slack_bot_token")
     @classmethod
     def _bot_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            return None  # blank in .env means not set
         if value is not None and not value.get_secret_value().startswith("xoxb-"):
             raise ValueError("must be a bot token starting with xoxb-")
         return value
@@ -97,10 +104,13 @@ class Settings(BaseSettings):
 
     @field_validator("slack_signing_secret", "zuora_client_id", "zuora_client_secret")
     @classmethod
-    def _not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+    def _not_blank(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         if value is not None:
             text = value.get_secret_value()
             if not text.strip():
+                # Blank means unset; the Zuora credentials have no default, so blank is a missing value.
+                if info.field_name in ("zuora_client_id", "zuora_client_secret"):
+                    raise ValueError("required")
                 return None
             if text != text.strip() or any(ch.isspace() for ch in text):
                 raise ValueError("must not contain white space")
@@ -181,9 +191,8 @@ class Settings(BaseSettings):
                     f"entry {number}: alias must be a letter then letters, digits, - or _ (at most 32)"
                 )
             if not ID_PATTERN.fullmatch(env_id):
-                raise ValueError(
-                    f"entry {number} ({alias.lower()}): the test environment ID is malformed"
-                )
+                # No alias in the message: a pasted secret ending in "=" (base64) would parse as an alias.
+                raise ValueError(f"entry {number}: the test environment ID is malformed")
             if alias.lower() in aliases:
                 raise ValueError(f"alias {alias.lower()} is given twice")
             aliases[alias.lower()] = env_id

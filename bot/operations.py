@@ -206,7 +206,8 @@ class Operations:
         card = blocks.job_card(
             _with_id(job, job_id), env, requested_by=requested_by, track_id=track_id
         )
-        return Reply(card, "ephemeral")
+        follow = None if job.is_terminal else Follow(env, job_id, requested_by, track_id)
+        return Reply(card, "ephemeral", follow=follow, is_job_card=True)
 
     def _env(self, env_id: str) -> EnvRef:
         alias = next((a for a, i in self._aliases.items() if i == env_id), None)
