@@ -1,0 +1,244 @@
+"""`sandbox-bot check [--online]`: exit 0 with the configuration shown (secrets masked), or 2 with every
+problem; `--online` against the Zuora simulator and the Slack emulator over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import pytest
+
+from bot.__main__ import main
+from bot.sim.slack import SlackEmulator
+from bot.sim.zuora import ZuoraSimulator
+from tests.conftest import (
+    APP_TOKEN,
+    BOT_TOKEN,
+    SECRETS,
+    SIGNING_SECRET,
+    ZUORA_CLIENT_ID,
+    ZUORA_CLIENT_SECRET,
+)
+
+ENV_ID = "c0ffee00000000000000000000000001"
+WRONG_ZUORA_SECRET = "zuora-secret-that-is-wrong-42"
+WRONG_BOT_TOKEN = "xoxb-0000-wrong-bot-token-1234"
+ALL_SECRETS = (*SECRETS, ZUORA_CLIENT_ID, WRONG_ZUORA_SECRET, WRONG_BOT_TOKEN)
+
+# Every variable of the interface table, section 2.
+VARIABLES = (
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "SLACK_APP_TOKEN",
+    "SLACK_API_URL",
+    "PORT",
+    "ZUORA_BASE_URL",
+    "ZUORA_CLIENT_ID",
+    "ZUORA_CLIENT_SECRET",
+    "ZUORA_ENTITY_ID",
+    "ZUORA_TIMEOUT_SECONDS",
+    "ZUORA_GZIP_REQUESTS",
+    "SANDBOX_ALLOWED_USERS",
+    "SANDBOX_ALLOWED_USERGROUPS",
+    "SANDBOX_ENVIRONMENTS",
+    "SANDBOX_NOTIFY_CHANNEL",
+    "SANDBOX_POLL_SECONDS",
+    "SANDBOX_WATCH_ENVIRONMENTS",
+    "SANDBOX_WATCH_SECONDS",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
+)
+
+
+@pytest.fixture(autouse=True)
+def _empty_workdir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+
+
+def closed_port() -> int:
+    """A loopback port that nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def configure_env(
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    zuora_url: str = "https://rest.zuora.com",
+    slack_url: str = "https://slack.com/api/",
+    **changes: str | None,
+) -> None:
+    values: dict[str, str | None] = {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack_url,
+        "ZUORA_BASE_URL": zuora_url,
+        "ZUORA_CLIENT_ID": ZUORA_CLIENT_ID,
+        "ZUORA_CLIENT_SECRET": ZUORA_CLIENT_SECRET,
+        "ZUORA_TIMEOUT_SECONDS": "5",
+        "SANDBOX_ALLOWED_USERS": "U0ALLOWED1",
+        "SANDBOX_ENVIRONMENTS": f"staging={ENV_ID}",
+    }
+    values.update(changes)
+    for name, value in values.items():
+        if value is not None:
+            monkeypatch.setenv(name, value)
+
+
+def assert_no_secret(*outputs: str) -> None:
+    for output in outputs:
+        for secret in ALL_SECRETS:
+            assert secret not in output
+
+
+# -- offline --------------------------------------------------------------------------------------------------
+
+
+def test_check_prints_the_configuration_masked_and_exits_0(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_env(monkeypatch, SLACK_APP_TOKEN=APP_TOKEN)
+    assert main(["check"]) == 0
+    out, err = capsys.readouterr()
+    assert "configuration is valid" in out
+    assert "mode: Socket Mode" in out
+    for variable in VARIABLES:
+        assert variable in out
+    assert f"xoxb-*** (set, {len(BOT_TOKEN)} characters)" in out
+    assert f"staging={ENV_ID}" in out
+    assert "no allowlist" not in out
+    assert err == ""
+    assert_no_secret(out, err)
+
+
+def test_check_in_http_mode_notes_a_missing_allowlist(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_env(monkeypatch, PORT="8080")
+    monkeypatch.delenv("SANDBOX_ALLOWED_USERS")
+    assert main(["check"]) == 0
+    out, _ = capsys.readouterr()
+    assert "mode: HTTP on port 8080" in out
+    assert "no allowlist is set" in out
+
+
+def test_check_reads_dotenv(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / ".env").write_text(f"ZUORA_CLIENT_SECRET={ZUORA_CLIENT_SECRET}\nPORT=3999\n")
+    configure_env(monkeypatch, ZUORA_CLIENT_SECRET=None)
+    assert main(["check"]) == 0
+    out, _ = capsys.readouterr()
+    assert "HTTP on port 3999" in out
+    assert_no_secret(out)
+
+
+def test_check_prints_every_problem_and_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_env(
+        monkeypatch,
+        zuora_url="http://rest.zuora.com",
+        ZUORA_CLIENT_SECRET=None,
+        SANDBOX_ALLOWED_USERS=f"U0ALLOWED1,{WRONG_ZUORA_SECRET}",  # a secret pasted in the wrong place
+        LOG_LEVEL=SIGNING_SECRET,
+    )
+    assert main(["check"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    problems = [line.strip() for line in err.splitlines() if line.startswith("  - ")]
+    assert [p.removeprefix("- ").split(":", 1)[0] for p in problems] == [
+        "ZUORA_BASE_URL",
+        "ZUORA_CLIENT_SECRET",
+        "SANDBOX_ALLOWED_USERS",
+        "LOG_LEVEL",
+    ]
+    assert_no_secret(out, err)
+
+
+def test_check_makes_no_network_call_without_online(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nowhere = f"http://127.0.0.1:{closed_port()}"
+    configure_env(monkeypatch, zuora_url=nowhere, slack_url=f"{nowhere}/api/")
+    assert main(["check"]) == 0
+    assert "online" not in capsys.readouterr().out
+
+
+# -- online ---------------------------------------------------------------------------------------------------
+
+
+async def test_online_check_passes_with_good_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    zuora: ZuoraSimulator,
+    slack: SlackEmulator,
+) -> None:
+    configure_env(monkeypatch, zuora_url=zuora.base_url, slack_url=slack.api_url)
+    assert await asyncio.to_thread(main, ["check", "--online"]) == 0
+    out, err = capsys.readouterr()
+    assert "online: Slack auth.test and a Zuora token request both succeeded" in out
+    assert err == ""
+    assert zuora.token_requests == 1
+    assert len(slack.calls_to("auth.test")) == 1
+    assert_no_secret(out, err)
+
+
+async def test_online_check_fails_with_a_wrong_zuora_secret(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    zuora: ZuoraSimulator,
+    slack: SlackEmulator,
+) -> None:
+    configure_env(
+        monkeypatch,
+        zuora_url=zuora.base_url,
+        slack_url=slack.api_url,
+        ZUORA_CLIENT_SECRET=WRONG_ZUORA_SECRET,
+    )
+    assert await asyncio.to_thread(main, ["check", "--online"]) == 2
+    out, err = capsys.readouterr()
+    [problem] = [line for line in err.splitlines() if line.startswith("  - ")]
+    assert "ZUORA_CLIENT_SECRET" in problem
+    assert "token request failed" in problem
+    assert "online:" not in out
+    assert zuora.token_requests == 1
+    assert_no_secret(out, err)
+
+
+async def test_online_check_fails_with_a_wrong_slack_token(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    zuora: ZuoraSimulator,
+    slack: SlackEmulator,
+) -> None:
+    configure_env(
+        monkeypatch,
+        zuora_url=zuora.base_url,
+        slack_url=slack.api_url,
+        SLACK_BOT_TOKEN=WRONG_BOT_TOKEN,
+    )
+    assert await asyncio.to_thread(main, ["check", "--online"]) == 2
+    out, err = capsys.readouterr()
+    [problem] = [line for line in err.splitlines() if line.startswith("  - ")]
+    assert problem == "  - SLACK_BOT_TOKEN: Slack auth.test failed (invalid_auth)"
+    assert "online:" not in out
+    assert_no_secret(out, err)
+
+
+async def test_online_check_reports_unreachable_services(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nowhere = f"http://127.0.0.1:{closed_port()}"
+    configure_env(monkeypatch, zuora_url=nowhere, slack_url=f"{nowhere}/api/")
+    assert await asyncio.to_thread(main, ["check", "--online"]) == 2
+    out, err = capsys.readouterr()
+    problems = [line for line in err.splitlines() if line.startswith("  - ")]
+    assert [p.removeprefix("  - ").split(":", 1)[0] for p in problems] == [
+        "SLACK_API_URL",
+        "ZUORA_CLIENT_ID/ZUORA_CLIENT_SECRET/ZUORA_BASE_URL",
+    ]
+    assert_no_secret(out, err)

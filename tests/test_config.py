@@ -1,0 +1,417 @@
+"""Configuration (interface section 2): every variable parsed and validated, every problem reported at once,
+naming its variable and never echoing a value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, Settings, load_settings
+
+ENV_A = "c0ffee00000000000000000000000001"
+ENV_B = "c0ffee00000000000000000000000002"
+BOT_TOKEN = "xoxb-1111-2222-config-test-token"
+APP_TOKEN = "xapp-1-A111-config-test-app-token"
+SIGNING_SECRET = "9f8e7d6c5b4a39281706f5e4d3c2b1a0"
+CLIENT_ID = "0123abcd-0000-4000-8000-00000000c11d"
+CLIENT_SECRET = "Zk3s9Qm2Lx7PqWv4=="
+SECRETS = (BOT_TOKEN, APP_TOKEN, SIGNING_SECRET, CLIENT_ID, CLIENT_SECRET)
+
+# The smallest valid HTTP-mode environment.
+MINIMAL = {
+    "SLACK_BOT_TOKEN": BOT_TOKEN,
+    "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+    "ZUORA_BASE_URL": "https://rest.zuora.com",
+    "ZUORA_CLIENT_ID": CLIENT_ID,
+    "ZUORA_CLIENT_SECRET": CLIENT_SECRET,
+}
+
+
+@pytest.fixture(autouse=True)
+def _empty_workdir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Run in an empty directory so that no stray `.env` is read."""
+    monkeypatch.chdir(tmp_path)
+
+
+def setenv(monkeypatch: pytest.MonkeyPatch, values: dict[str, str]) -> None:
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+
+
+def problems_for(monkeypatch: pytest.MonkeyPatch, **changes: str | None) -> list[str]:
+    """The problems reported for MINIMAL changed by `changes` (None unsets a variable)."""
+    values = {**MINIMAL, **changes}
+    setenv(monkeypatch, {k: v for k, v in values.items() if v is not None})
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env_file=None)
+    return caught.value.problems
+
+
+def variable_of(problem: str) -> str:
+    return problem.split(":", 1)[0]
+
+
+# -- valid configurations ------------------------------------------------------------------------------------
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    setenv(monkeypatch, MINIMAL)
+    settings = load_settings(env_file=None)
+    assert settings.port == 3000
+    assert settings.zuora_timeout_seconds == 30
+    assert settings.sandbox_poll_seconds == 20
+    assert settings.sandbox_watch_seconds == 60
+    assert settings.log_level == "INFO"
+    assert settings.log_format == "text"
+    assert settings.slack_api_url == "https://slack.com/api/"
+    assert settings.zuora_gzip_requests is False
+    assert settings.zuora_entity_id is None
+    assert settings.sandbox_notify_channel is None
+    assert settings.sandbox_allowed_users == ()
+    assert settings.sandbox_allowed_usergroups == ()
+    assert settings.sandbox_watch_environments == ()
+    assert dict(settings.aliases) == {}
+    assert settings.socket_mode is False
+
+
+def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    setenv(
+        monkeypatch,
+        {
+            **MINIMAL,
+            "SLACK_APP_TOKEN": APP_TOKEN,
+            "SLACK_API_URL": "http://127.0.0.1:8123/api",
+            "PORT": "8080",
+            "ZUORA_BASE_URL": "https://rest.eu.zuora.com/",
+            "ZUORA_ENTITY_ID": "8a80-entity-1",
+            "ZUORA_TIMEOUT_SECONDS": "12.5",
+            "ZUORA_GZIP_REQUESTS": "true",
+            "SANDBOX_ALLOWED_USERS": "U0AAA111,W0BBB222",
+            "SANDBOX_ALLOWED_USERGROUPS": "S0PLATFORM,S0OPS",
+            "SANDBOX_ENVIRONMENTS": f"staging={ENV_A},uat={ENV_B}",
+            "SANDBOX_NOTIFY_CHANNEL": "C0AUDITLOG",
+            "SANDBOX_POLL_SECONDS": "5",
+            "SANDBOX_WATCH_ENVIRONMENTS": "staging",
+            "SANDBOX_WATCH_SECONDS": "90",
+            "LOG_LEVEL": "DEBUG",
+            "LOG_FORMAT": "json",
+        },
+    )
+    s = load_settings(env_file=None)
+    assert s.slack_bot_token is not None and s.slack_bot_token.get_secret_value() == BOT_TOKEN
+    assert s.slack_app_token is not None and s.slack_app_token.get_secret_value() == APP_TOKEN
+    assert s.slack_signing_secret is not None
+    assert s.slack_signing_secret.get_secret_value() == SIGNING_SECRET
+    assert (
+        s.slack_api_url == "http://127.0.0.1:8123/api/"
+    )  # trailing slash added for the Web API client
+    assert s.port == 8080
+    assert s.zuora_base_url == "https://rest.eu.zuora.com"  # trailing slash dropped
+    assert s.zuora_client_id.get_secret_value() == CLIENT_ID
+    assert s.zuora_client_secret.get_secret_value() == CLIENT_SECRET
+    assert s.zuora_entity_id == "8a80-entity-1"
+    assert s.zuora_timeout_seconds == 12.5
+    assert s.zuora_gzip_requests is True
+    assert s.sandbox_allowed_users == ("U0AAA111", "W0BBB222")
+    assert s.sandbox_allowed_usergroups == ("S0PLATFORM", "S0OPS")
+    assert dict(s.aliases) == {"staging": ENV_A, "uat": ENV_B}
+    assert s.sandbox_notify_channel == "C0AUDITLOG"
+    assert s.sandbox_poll_seconds == 5
+    assert s.sandbox_watch_environments == ("staging",)
+    assert s.sandbox_watch_seconds == 90
+    assert s.log_level == "DEBUG"
+    assert s.log_format == "json"
+    assert s.socket_mode is True
+
+
+def test_comma_lists_tolerate_spaces_and_empty_entries(monkeypatch: pytest.MonkeyPatch) -> None:
+    setenv(
+        monkeypatch,
+        {
+            **MINIMAL,
+            "SANDBOX_ALLOWED_USERS": " U0AAA111 , W0BBB222 ,, ",
+            "SANDBOX_ALLOWED_USERGROUPS": "S0PLATFORM ,S0OPS",
+            "SANDBOX_ENVIRONMENTS": f" staging = {ENV_A} , uat={ENV_B} ,",
+            "SANDBOX_WATCH_ENVIRONMENTS": " staging , uat ",
+        },
+    )
+    s = load_settings(env_file=None)
+    assert s.sandbox_allowed_users == ("U0AAA111", "W0BBB222")
+    assert s.sandbox_allowed_usergroups == ("S0PLATFORM", "S0OPS")
+    assert dict(s.aliases) == {"staging": ENV_A, "uat": ENV_B}
+    assert s.sandbox_watch_environments == ("staging", "uat")
+
+
+def test_aliases_are_case_insensitive(monkeypatch: pytest.MonkeyPatch) -> None:
+    setenv(
+        monkeypatch,
+        {
+            **MINIMAL,
+            "SANDBOX_ENVIRONMENTS": f"Staging={ENV_A}",
+            "SANDBOX_WATCH_ENVIRONMENTS": "STAGING",
+        },
+    )
+    s = load_settings(env_file=None)
+    assert dict(s.aliases) == {"staging": ENV_A}
+    assert s.sandbox_watch_environments == ("STAGING",)
+
+
+@pytest.mark.parametrize("watch", ["all", "ALL", ENV_B, "qa_env", f"qa_env, {ENV_B}, all"])
+def test_watch_entries_may_be_aliases_ids_or_all(
+    monkeypatch: pytest.MonkeyPatch, watch: str
+) -> None:
+    setenv(
+        monkeypatch,
+        {**MINIMAL, "SANDBOX_ENVIRONMENTS": f"qa_env={ENV_A}", "SANDBOX_WATCH_ENVIRONMENTS": watch},
+    )
+    assert load_settings(env_file=None).sandbox_watch_environments
+
+
+def test_socket_mode_needs_no_signing_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    setenv(monkeypatch, {**MINIMAL, "SLACK_APP_TOKEN": APP_TOKEN})
+    monkeypatch.delenv("SLACK_SIGNING_SECRET")
+    settings = load_settings(env_file=None)
+    assert settings.socket_mode is True
+    assert settings.slack_signing_secret is None
+
+
+def test_blank_app_token_means_http_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    setenv(monkeypatch, {**MINIMAL, "SLACK_APP_TOKEN": "  "})
+    settings = load_settings(env_file=None)
+    assert settings.socket_mode is False
+    assert settings.slack_app_token is None
+
+
+def test_demo_needs_no_slack_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    setenv(monkeypatch, MINIMAL)
+    monkeypatch.delenv("SLACK_BOT_TOKEN")
+    monkeypatch.delenv("SLACK_SIGNING_SECRET")
+    settings = load_settings(demo=True, env_file=None)
+    assert settings.slack_bot_token is None
+    with pytest.raises(ConfigError):
+        load_settings(env_file=None)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:8080", "http://localhost:9000/", "http://[::1]:8443", "https://x.example"],
+)
+def test_http_is_allowed_for_loopback_only(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    setenv(monkeypatch, {**MINIMAL, "ZUORA_BASE_URL": url, "SLACK_API_URL": url})
+    settings = load_settings(env_file=None)
+    assert settings.zuora_base_url == url.rstrip("/")
+    assert settings.slack_api_url == url.rstrip("/") + "/"
+
+
+def test_overrides_take_the_place_of_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    setenv(monkeypatch, {**MINIMAL, "PORT": "4000"})
+    assert load_settings(env_file=None, port=0).port == 0
+
+
+# -- .env -----------------------------------------------------------------------------------------------------
+
+
+def write_dotenv(directory: Path, values: dict[str, str]) -> None:
+    (directory / ".env").write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+
+
+def test_dotenv_in_the_working_directory_is_read(tmp_path: Path) -> None:
+    write_dotenv(
+        tmp_path, {**MINIMAL, "PORT": "4000", "SANDBOX_ALLOWED_USERS": "U0AAA111, U0BBB222"}
+    )
+    settings = load_settings()
+    assert settings.port == 4000
+    assert settings.sandbox_allowed_users == ("U0AAA111", "U0BBB222")
+    assert settings.zuora_client_secret.get_secret_value() == CLIENT_SECRET
+
+
+def test_environment_wins_over_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    write_dotenv(tmp_path, {**MINIMAL, "PORT": "4000", "ZUORA_BASE_URL": "https://from.dotenv"})
+    monkeypatch.setenv("PORT", "5000")
+    monkeypatch.setenv("ZUORA_BASE_URL", "https://from.environment")
+    settings = load_settings()
+    assert settings.port == 5000
+    assert settings.zuora_base_url == "https://from.environment"
+
+
+def test_slack_mode_checks_see_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The signing secret only in `.env` satisfies HTTP mode (the mode check reads `.env` too)."""
+    write_dotenv(tmp_path, {"SLACK_SIGNING_SECRET": SIGNING_SECRET})
+    setenv(monkeypatch, {k: v for k, v in MINIMAL.items() if k != "SLACK_SIGNING_SECRET"})
+    assert load_settings().slack_signing_secret is not None
+
+
+def test_env_file_none_ignores_dotenv(tmp_path: Path) -> None:
+    write_dotenv(tmp_path, MINIMAL)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env_file=None)
+    assert {variable_of(p) for p in caught.value.problems} >= {
+        "SLACK_BOT_TOKEN",
+        "ZUORA_BASE_URL",
+        "ZUORA_CLIENT_ID",
+        "ZUORA_CLIENT_SECRET",
+    }
+
+
+# -- problems -------------------------------------------------------------------------------------------------
+
+
+def test_every_problem_is_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    problems = problems_for(
+        monkeypatch,
+        ZUORA_BASE_URL="rest.zuora.com",
+        ZUORA_CLIENT_SECRET=None,
+        SANDBOX_ALLOWED_USERS="U0AAA111,alice",
+    )
+    assert len(problems) == 3
+    assert [variable_of(p) for p in problems] == [
+        "ZUORA_BASE_URL",
+        "ZUORA_CLIENT_SECRET",
+        "SANDBOX_ALLOWED_USERS",
+    ]
+    assert "required" in problems[1]
+
+
+def test_config_error_text_lists_each_problem(monkeypatch: pytest.MonkeyPatch) -> None:
+    problems = problems_for(monkeypatch, PORT="x", LOG_FORMAT="xml")
+    text = str(ConfigError(problems))
+    assert text.splitlines()[1:] == [f"- {p}" for p in problems]
+
+
+def test_empty_environment_names_every_required_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env_file=None)
+    assert sorted(variable_of(p) for p in caught.value.problems) == [
+        "SLACK_BOT_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "ZUORA_BASE_URL",
+        "ZUORA_CLIENT_ID",
+        "ZUORA_CLIENT_SECRET",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SLACK_BOT_TOKEN", "xoxp-user-token-not-a-bot-token"),
+        ("SLACK_APP_TOKEN", "not-an-app-token"),
+        ("SLACK_SIGNING_SECRET", "two words"),
+        ("SLACK_API_URL", "slack.com/api"),
+        ("SLACK_API_URL", "http://slack.com/api/"),
+        ("PORT", "http"),
+        ("PORT", "70000"),
+        ("ZUORA_BASE_URL", "http://rest.zuora.com"),
+        ("ZUORA_BASE_URL", "ftp://rest.zuora.com"),
+        ("ZUORA_BASE_URL", "https://user:pw@rest.zuora.com"),
+        ("ZUORA_CLIENT_ID", "   "),
+        ("ZUORA_CLIENT_SECRET", ""),
+        ("ZUORA_CLIENT_SECRET", "has a space"),
+        ("ZUORA_ENTITY_ID", "two entities"),
+        ("ZUORA_TIMEOUT_SECONDS", "0"),
+        ("ZUORA_TIMEOUT_SECONDS", "soon"),
+        ("ZUORA_GZIP_REQUESTS", "maybe"),
+        ("SANDBOX_ALLOWED_USERS", "U0AAA111,S0GROUP"),
+        ("SANDBOX_ALLOWED_USERGROUPS", "U0AAA111"),
+        ("SANDBOX_ENVIRONMENTS", "staging"),
+        ("SANDBOX_ENVIRONMENTS", f"9staging={ENV_A}"),
+        ("SANDBOX_ENVIRONMENTS", "staging=not/an/id"),
+        ("SANDBOX_ENVIRONMENTS", f"staging={ENV_A},uat={ENV_B},staging={ENV_B}"),
+        ("SANDBOX_ENVIRONMENTS", f"Staging={ENV_A},STAGING={ENV_B}"),
+        ("SANDBOX_NOTIFY_CHANNEL", "#sandbox-audit"),
+        ("SANDBOX_POLL_SECONDS", "0"),
+        ("SANDBOX_WATCH_ENVIRONMENTS", "staging_env"),
+        ("SANDBOX_WATCH_SECONDS", "-1"),
+        ("LOG_LEVEL", "TRACE"),
+        ("LOG_FORMAT", "xml"),
+    ],
+)
+def test_one_problem_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    problems = problems_for(monkeypatch, **{variable: value})
+    assert len(problems) == 1, problems
+    assert variable_of(problems[0]) == variable, problems
+
+
+def test_duplicate_alias_problem_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    [problem] = problems_for(monkeypatch, SANDBOX_ENVIRONMENTS=f"uat={ENV_A},UAT={ENV_B}")
+    assert "twice" in problem
+
+
+def test_http_mode_needs_a_signing_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    [problem] = problems_for(monkeypatch, SLACK_SIGNING_SECRET=None)
+    assert variable_of(problem) == "SLACK_SIGNING_SECRET"
+    assert "SLACK_APP_TOKEN" in problem  # tells how to use Socket Mode instead
+
+
+def test_bot_token_is_required_outside_the_demo(monkeypatch: pytest.MonkeyPatch) -> None:
+    [problem] = problems_for(monkeypatch, SLACK_BOT_TOKEN=None, SLACK_APP_TOKEN=APP_TOKEN)
+    assert variable_of(problem) == "SLACK_BOT_TOKEN"
+
+
+def test_url_problem_gives_an_example_for_its_own_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    problems = problems_for(monkeypatch, SLACK_API_URL="slack", ZUORA_BASE_URL="zuora")
+    assert "https://slack.com/api/" in problems[0]
+    assert "zuora.com" not in problems[0]
+    assert "https://rest.zuora.com" in problems[1]
+
+
+# -- secrets are never shown ----------------------------------------------------------------------------------
+
+PASTED = "Pq7Zx3Wm9Ks2Lt5Vb8Nc4=="  # a base64-looking secret pasted into the wrong variable
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SLACK_BOT_TOKEN", PASTED),
+        ("SLACK_APP_TOKEN", PASTED),
+        ("SLACK_SIGNING_SECRET", f"{PASTED} "),
+        ("SLACK_API_URL", PASTED),
+        ("SLACK_API_URL", f"http://{PASTED.rstrip('=')}.example/api/"),
+        ("ZUORA_BASE_URL", f"https://user:{PASTED}@rest.zuora.com"),
+        ("PORT", PASTED),
+        ("ZUORA_CLIENT_ID", f"id {PASTED}"),
+        ("ZUORA_ENTITY_ID", PASTED),
+        ("ZUORA_TIMEOUT_SECONDS", PASTED),
+        ("ZUORA_GZIP_REQUESTS", PASTED),
+        ("SANDBOX_ALLOWED_USERS", PASTED),
+        ("SANDBOX_ALLOWED_USERGROUPS", PASTED),
+        ("SANDBOX_ENVIRONMENTS", PASTED),
+        ("SANDBOX_ENVIRONMENTS", f"staging={PASTED}"),
+        ("SANDBOX_NOTIFY_CHANNEL", PASTED),
+        ("SANDBOX_POLL_SECONDS", PASTED),
+        ("SANDBOX_WATCH_ENVIRONMENTS", PASTED),
+        ("SANDBOX_WATCH_SECONDS", PASTED),
+        ("LOG_LEVEL", PASTED),
+        ("LOG_FORMAT", PASTED),
+    ],
+)
+def test_a_pasted_secret_is_not_echoed(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    problems = problems_for(monkeypatch, **{variable: value})
+    assert [variable_of(p) for p in problems] == [variable]
+    text = (str(ConfigError(problems)) + "\n".join(problems)).lower()
+    secret = PASTED.rstrip(
+        "="
+    ).lower()  # compared without case and padding: an alias would be lower-cased
+    assert secret not in text
+    for known in SECRETS:
+        assert known.lower() not in text
+
+
+def test_describe_masks_secrets_and_lists_every_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    setenv(monkeypatch, {**MINIMAL, "SLACK_APP_TOKEN": APP_TOKEN})
+    rows = dict(load_settings(env_file=None).describe())
+    assert set(rows) == {name.upper() for name in Settings.model_fields}
+    shown = "\n".join(rows.values())
+    for secret in SECRETS:
+        assert secret not in shown
+    assert rows["SLACK_BOT_TOKEN"] == f"xoxb-*** (set, {len(BOT_TOKEN)} characters)"
+    assert rows["SLACK_APP_TOKEN"].startswith("xapp-***")
+    assert rows["ZUORA_CLIENT_SECRET"] == f"*** (set, {len(CLIENT_SECRET)} characters)"
+    assert rows["ZUORA_CLIENT_ID"].startswith("***")
+    assert rows["ZUORA_BASE_URL"] == "https://rest.zuora.com"
+    assert rows["SANDBOX_ALLOWED_USERS"] == "(not set)"

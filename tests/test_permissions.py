@@ -1,0 +1,212 @@
+"""Permissions: deny by default, allowlisted users, user groups through a cached single-flight lookup that
+fails closed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+import pytest
+
+from bot.permissions import Permissions
+
+ALICE = "U0ALICE01"
+BOB = "U0BOB0002"
+CAROL = "U0CAROL03"
+PLATFORM = "S0PLATFORM"
+OPS = "S0OPS0001"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeLookup:
+    """`usergroups.users.list` stand-in: records calls; can fail, or hold answers until released."""
+
+    def __init__(self, groups: dict[str, list[str]]) -> None:
+        self.groups = groups
+        self.calls: list[str] = []
+        self.failing: set[str] = set()
+        self.gate: asyncio.Event | None = None
+
+    async def __call__(self, group: str) -> Iterable[str]:
+        self.calls.append(group)
+        if self.gate is not None:
+            await self.gate.wait()
+        if group in self.failing:
+            raise RuntimeError("usergroups.users.list: internal_error")
+        return list(self.groups.get(group, []))
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def lookup() -> FakeLookup:
+    return FakeLookup({PLATFORM: [BOB], OPS: [CAROL]})
+
+
+def permissions(
+    lookup: FakeLookup,
+    clock: FakeClock,
+    *,
+    users: Iterable[str] = (),
+    groups: Iterable[str] = (PLATFORM,),
+) -> Permissions:
+    return Permissions(users=users, usergroups=groups, lookup=lookup, ttl=60.0, clock=clock)
+
+
+async def test_nobody_is_allowed_by_default(lookup: FakeLookup, clock: FakeClock) -> None:
+    perms = permissions(lookup, clock, groups=())
+    decision = await perms.check(ALICE)
+    assert not decision.allowed
+    assert "no allowlist" in decision.reason
+    assert decision.via is None
+    assert not perms.anyone_configured
+    assert lookup.calls == []
+
+
+async def test_allowlisted_user_is_allowed_without_a_lookup(
+    lookup: FakeLookup, clock: FakeClock
+) -> None:
+    perms = permissions(lookup, clock, users=[ALICE])
+    decision = await perms.check(ALICE)
+    assert decision.allowed
+    assert decision.via == "user"
+    assert lookup.calls == []
+
+
+async def test_user_not_on_the_list_is_refused(lookup: FakeLookup, clock: FakeClock) -> None:
+    perms = permissions(lookup, clock, users=[ALICE], groups=())
+    decision = await perms.check(BOB)
+    assert not decision.allowed
+    assert "allowlist" in decision.reason
+    assert lookup.calls == []
+
+
+async def test_group_member_is_allowed_via_the_group(lookup: FakeLookup, clock: FakeClock) -> None:
+    perms = permissions(lookup, clock, users=[ALICE])
+    decision = await perms.check(BOB)
+    assert decision.allowed
+    assert decision.via == PLATFORM
+    assert lookup.calls == [PLATFORM]
+
+
+async def test_non_member_is_refused_after_checking_every_group(
+    lookup: FakeLookup, clock: FakeClock
+) -> None:
+    perms = permissions(lookup, clock, groups=[PLATFORM, OPS])
+    decision = await perms.check(ALICE)
+    assert not decision.allowed
+    assert "user groups" in decision.reason
+    assert lookup.calls == [PLATFORM, OPS]
+
+
+async def test_membership_is_cached_within_the_ttl(lookup: FakeLookup, clock: FakeClock) -> None:
+    perms = permissions(lookup, clock)
+    assert (await perms.check(BOB)).allowed
+    clock.now += 59.9
+    assert (await perms.check(BOB)).allowed
+    assert not (await perms.check(ALICE)).allowed
+    assert lookup.calls == [PLATFORM]
+
+
+async def test_membership_is_fetched_again_after_the_ttl(
+    lookup: FakeLookup, clock: FakeClock
+) -> None:
+    perms = permissions(lookup, clock)
+    assert not (await perms.check(ALICE)).allowed
+    lookup.groups[PLATFORM] = [ALICE]  # Alice joins, Bob leaves
+    clock.now += 30
+    assert not (await perms.check(ALICE)).allowed  # still the cached membership
+    clock.now += 30
+    assert (await perms.check(ALICE)).allowed
+    assert not (await perms.check(BOB)).allowed
+    assert lookup.calls == [PLATFORM, PLATFORM]
+
+
+async def test_concurrent_checks_share_one_lookup(lookup: FakeLookup, clock: FakeClock) -> None:
+    lookup.gate = asyncio.Event()
+    perms = permissions(lookup, clock)
+    checks = [asyncio.create_task(perms.check(user)) for user in (BOB, ALICE, BOB, CAROL, BOB)]
+    await asyncio.sleep(0.01)
+    assert lookup.calls == [PLATFORM]
+    lookup.gate.set()
+    decisions = await asyncio.wait_for(asyncio.gather(*checks), timeout=2)
+    assert [d.allowed for d in decisions] == [True, False, True, False, True]
+    assert lookup.calls == [PLATFORM]
+
+
+async def test_a_cancelled_check_does_not_cancel_the_shared_lookup(
+    lookup: FakeLookup, clock: FakeClock
+) -> None:
+    lookup.gate = asyncio.Event()
+    perms = permissions(lookup, clock)
+    first = asyncio.create_task(perms.check(BOB))
+    second = asyncio.create_task(perms.check(BOB))
+    await asyncio.sleep(0.01)
+    first.cancel()
+    lookup.gate.set()
+    decision = await asyncio.wait_for(second, timeout=2)
+    assert decision.allowed
+    assert lookup.calls == [PLATFORM]
+    assert first.cancelled()
+
+
+async def test_lookup_failure_fails_closed_and_a_later_check_retries(
+    lookup: FakeLookup, clock: FakeClock
+) -> None:
+    lookup.failing.add(PLATFORM)
+    perms = permissions(lookup, clock)
+    refused = await perms.check(BOB)
+    assert not refused.allowed
+    assert "Slack did not answer" in refused.reason
+    assert "internal_error" not in refused.reason  # plain words for the user, details in the log
+
+    lookup.failing.clear()
+    allowed = await perms.check(BOB)  # no clock change: a failure is not cached
+    assert allowed.allowed
+    assert lookup.calls == [PLATFORM, PLATFORM]
+
+
+async def test_concurrent_checks_during_a_failure_are_all_refused(
+    lookup: FakeLookup, clock: FakeClock
+) -> None:
+    lookup.failing.add(PLATFORM)
+    lookup.gate = asyncio.Event()
+    perms = permissions(lookup, clock)
+    checks = [asyncio.create_task(perms.check(BOB)) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    lookup.gate.set()
+    decisions = await asyncio.wait_for(asyncio.gather(*checks), timeout=2)
+    assert not any(d.allowed for d in decisions)
+    assert lookup.calls == [PLATFORM]
+
+
+async def test_a_failing_group_does_not_stop_another_from_granting(
+    lookup: FakeLookup, clock: FakeClock
+) -> None:
+    lookup.failing.add(PLATFORM)
+    perms = permissions(lookup, clock, groups=[PLATFORM, OPS])
+    granted = await perms.check(CAROL)
+    assert granted.allowed
+    assert granted.via == OPS
+
+    # Someone in neither group is refused as a failure (fail closed), not as "not a member".
+    refused = await perms.check(ALICE)
+    assert not refused.allowed
+    assert "Slack did not answer" in refused.reason
+
+
+def test_granted_by_names_the_groups(lookup: FakeLookup, clock: FakeClock) -> None:
+    perms = permissions(lookup, clock, groups=[PLATFORM, OPS, PLATFORM])
+    assert perms.granted_by[:2] == [f"<!subteam^{PLATFORM}>", f"<!subteam^{OPS}>"]
+    assert len(perms.granted_by) == 3
+    assert perms.anyone_configured
