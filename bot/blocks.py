@@ -25,7 +25,7 @@ from bot.zuora.errors import (
     ZuoraTimeoutError,
     ZuoraUnavailableError,
 )
-from bot.zuora.models import Job, JobStatus, is_cancellable, is_terminal
+from bot.zuora.models import Job, JobStatus, TestEnvironment, is_cancellable, is_terminal
 
 Block = dict[str, Any]
 
@@ -198,8 +198,13 @@ def job_card(
     requested_by: str | None = None,
     track_id: str | None = None,
     note: str | None = None,
+    warning: str | None = None,
 ) -> Message:
-    """Interface section 5: type and status, progress, environment, job, who asked, times, track ID, buttons."""
+    """Interface section 5: type and status, progress, environment, job, who asked, times, track ID, buttons.
+
+    `note` (mrkdwn, built from escaped values) heads the card, e.g. who cancelled it; `warning` (mrkdwn) says
+    that the card could not be kept current just now.
+    """
     job_id = job.id or "unknown"
     job_type = str(job.job_type or "JOB").title()
     status = str(job.status or "UNKNOWN")
@@ -245,6 +250,8 @@ def job_card(
             {"type": "actions", "block_id": f"job:{_clip(job_id, 200)}", "elements": buttons}
         )
     context = []
+    if warning:
+        context.append(f":warning: {warning}")
     if track_id:
         context.append(f"Zuora-Track-Id `{escape_mrkdwn(track_id)}`")
     if is_terminal(job.status):
@@ -296,7 +303,7 @@ def _meaning(error: ZuoraError, action: str) -> str:
     return "The bot could not complete the request."
 
 
-def zuora_error(error: ZuoraError, *, action: str, what: str) -> Message:
+def zuora_error(error: ZuoraError, *, action: str, what: str, hint: str | None = None) -> Message:
     """Interface section 6: status, Zuora's reasons, what it means for this command, and the IDs for support.
 
     `what` is a mrkdwn description the caller built from validated values, e.g. "cancel job `x` in *staging*".
@@ -307,6 +314,8 @@ def zuora_error(error: ZuoraError, *, action: str, what: str) -> Message:
         code = f"`{escape_mrkdwn(reason.code)}` " if reason.code else ""
         lines.append(f"> {code}{escape_mrkdwn(_clip(reason.message, 400))}")
     lines.append(_meaning(error, action))
+    if hint:
+        lines.append(hint)
     ids = [
         f"Zuora-Track-Id `{escape_mrkdwn(error.track_id)}`"
         if error.track_id
@@ -393,3 +402,158 @@ def help_message(*, allowed: bool, aliases: Mapping[str, str], usage: str) -> Me
 def to_json(message: Message) -> str:
     """For logs and tests: the message as Slack would receive it."""
     return json.dumps(message.as_kwargs(), ensure_ascii=False)
+
+
+# -- lists ------------------------------------------------------------------------------------------------------
+
+MAX_LISTED = 40  # header, summary and footer take the other blocks of Slack's 50
+
+
+def _sort_key(job: Job) -> tuple[bool, float]:
+    created = job.create_time.timestamp() if job.create_time else float("-inf")
+    return (is_terminal(job.status), -created)
+
+
+def sort_jobs(jobs: Sequence[Job]) -> list[Job]:
+    """Active jobs first, then newest first (jobs without a creation time last)."""
+    return sorted(jobs, key=_sort_key)
+
+
+def job_list(jobs: Sequence[Job], env: EnvRef, *, track_id: str | None) -> Message:
+    ordered = sort_jobs(jobs)
+    shown, rest = ordered[:MAX_LISTED], len(ordered) - MAX_LISTED
+    active = sum(1 for job in ordered if not is_terminal(job.status))
+    blocks: list[Block] = [
+        _header(f"Jobs of {env_plain(env)}"),
+        _context(
+            f"{len(ordered)} job{'s' if len(ordered) != 1 else ''}, {active} active · {env_label(env)}"
+        ),
+    ]
+    if not ordered:
+        blocks.append(
+            _section(
+                "No jobs yet. Start one with `/sandbox refresh "
+                + escape_mrkdwn(env.alias or env.id)
+                + "`."
+            )
+        )
+    for job in shown:
+        job_id = job.id or "unknown"
+        line = (
+            f"{status_text(job.status)} · {escape_mrkdwn(str(job.job_type or 'JOB').title())} "
+            f"`{escape_mrkdwn(job_id)}`\n{progress_bar(job.progress_percentage)} · created {slack_date(job.create_time)}"
+        )
+        if is_terminal(job.status):
+            line += f" · ended {slack_date(job.job_end_time)}"
+        section = _section(line)
+        if job.id and is_cancellable(job.status):
+            section["accessory"] = cancel_button(env, job.id)
+        elif job.id and not is_terminal(job.status):
+            section["accessory"] = status_button(env, job.id)
+        blocks.append(section)
+    footer = []
+    if rest > 0:
+        footer.append(f"…and {rest} older job{'s' if rest != 1 else ''} not shown.")
+    if track_id:
+        footer.append(f"Zuora-Track-Id `{escape_mrkdwn(track_id)}`")
+    if footer:
+        blocks.append(_context(*footer))
+    return Message(
+        text=escape_mrkdwn(f"{len(ordered)} jobs of {env_plain(env)}, {active} active"),
+        blocks=blocks,
+    )
+
+
+_ENV_EMOJI: Mapping[str, str] = {
+    "ACTIVE": ":large_green_circle:",
+    "PROCESSING": ":arrows_counterclockwise:",
+    "INACTIVE": ":white_circle:",
+    "DEACTIVATED": ":black_circle:",
+    "DELETED": ":wastebasket:",
+}
+
+
+def env_list(
+    environments: Sequence[TestEnvironment], aliases: Mapping[str, str], *, track_id: str | None
+) -> Message:
+    by_id = {env_id: alias for alias, env_id in aliases.items()}
+    shown = environments[:MAX_LISTED]
+    blocks: list[Block] = [
+        _header("Test environments"),
+        _context(f"{len(environments)} environment{'s' if len(environments) != 1 else ''}"),
+    ]
+    if not environments:
+        blocks.append(_section("Zuora lists no test environments for this tenant."))
+    for env in shown:
+        env_id = env.id or "unknown"
+        ref = EnvRef(id=env_id, alias=by_id.get(env_id))
+        name = f" · {escape_mrkdwn(env.tenant_name)}" if env.tenant_name else ""
+        status = str(env.status or "UNKNOWN")
+        kind = " · ".join(
+            escape_mrkdwn(str(v)) for v in (env.environment_type, env.data_copy_type) if v
+        )
+        blocks.append(
+            _section(
+                f"{env_label(ref)}{name}\n{_ENV_EMOJI.get(status, _UNKNOWN_EMOJI)} *{escape_mrkdwn(status)}*"
+                f"{' · ' + kind if kind else ''}\n"
+                f"Last refresh {slack_date(env.last_refresh_time)} · next refresh possible {slack_date(env.next_refresh_time)}"
+            )
+        )
+    footer = []
+    if len(environments) > len(shown):
+        footer.append(f"…and {len(environments) - len(shown)} more not shown.")
+    if track_id:
+        footer.append(f"Zuora-Track-Id `{escape_mrkdwn(track_id)}`")
+    if footer:
+        blocks.append(_context(*footer))
+    return Message(text=f"{len(environments)} test environments", blocks=blocks)
+
+
+# -- refresh ------------------------------------------------------------------------------------------------------
+
+
+def refresh_confirmation(
+    env: EnvRef, at: datetime | None, *, value: str, block_id: str, expires: datetime
+) -> Message:
+    when = f"at {slack_date(at)}" if at else "now"
+    text = (
+        f":warning: *Refresh {env_label(env)} {when}?*\n"
+        "A refresh replaces everything in this sandbox (data, configuration, users' work) with a fresh copy "
+        "from production. It cannot be undone once it reaches its reset stage.\n"
+        "Zuora allows one refresh per period: every *28 days* for a Central Sandbox (14 for a Developer Sandbox)."
+    )
+    return Message(
+        text=escape_mrkdwn(f"Confirm the refresh of {env_plain(env)}"),
+        blocks=[
+            _section(text),
+            {
+                "type": "actions",
+                "block_id": block_id,
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": ACTION_REFRESH_CONFIRM,
+                        "text": _plain("Refresh now" if at is None else "Schedule refresh"),
+                        "style": "primary",
+                        "value": value,
+                    },
+                    {
+                        "type": "button",
+                        "action_id": ACTION_REFRESH_ABORT,
+                        "text": _plain("Don't refresh"),
+                        "value": value,
+                    },
+                ],
+            },
+            _context(f"Only you see this. It expires {slack_date(expires)} (10 minutes)."),
+        ],
+    )
+
+
+def job_ended(job: Job, env: EnvRef) -> Message:
+    status = str(job.status or "UNKNOWN")
+    text = f"{status_text(job.status)} Job `{escape_mrkdwn(job.id or 'unknown')}` in {env_label(env)} has ended."
+    return Message(
+        text=escape_mrkdwn(f"Job {job.id} in {env_plain(env)} ended: {status}"),
+        blocks=[_section(text)],
+    )

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from bot import audit, blocks
@@ -19,17 +20,22 @@ from bot.commands import (
     Cancel,
     Command,
     EnvRef,
+    Envs,
     Help,
+    Jobs,
+    Refresh,
     Status,
     UsageError,
     decode_job_value,
+    decode_refresh_value,
+    encode_refresh_value,
     escape_mrkdwn,
     parse,
     usage_text,
 )
 from bot.permissions import Decision, Permissions
 from bot.zuora.client import ZuoraClient
-from bot.zuora.errors import ZuoraError
+from bot.zuora.errors import ZuoraError, ZuoraPermissionError
 from bot.zuora.models import Job
 from bot.zuora.trackid import new_track_id
 
@@ -37,32 +43,48 @@ log = logging.getLogger(__name__)
 
 Visibility = Literal["ephemeral", "in_channel"]
 
+CONFIRMATION_TTL = timedelta(minutes=10)
+_CONFIRM_BLOCK = re.compile(r"^refresh:([UW][A-Z0-9]{2,20}):([0-9]{9,11})$")
+_EMOJI = re.compile(r":[a-z0-9_+-]+: ?")
+_ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?")
+
+
+@dataclass(frozen=True, slots=True)
+class Click:
+    """A button click as Slack reported it. `value` and `block_id` are untrusted."""
+
+    user_id: str
+    value: str
+    block_id: str = ""
+
 
 @dataclass(frozen=True, slots=True)
 class Follow:
-    """A job whose card should be kept current (live cards)."""
+    """A job whose cards should be kept current (live cards)."""
 
     env: EnvRef
-    job_id: str
+    job: Job
     requested_by: str | None
-    track_id: str | None
+    notification_note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Reply:
     """What to tell the user, where, and what else to do.
 
-    `visibility` in_channel means a message everyone in the channel sees (a job card); `replace_original`
-    applies to button clicks, whose card is replaced in place.
+    `visibility` in_channel means a message everyone in the channel sees (a job card). For button clicks,
+    `replace_original` replaces the clicked message with `message`; `replacement`, when set, replaces it with
+    that instead while `message` goes out by its visibility.
     """
 
     message: Message
     visibility: Visibility = "ephemeral"
     replace_original: bool = False
+    replacement: Message | None = None
     notification: Message | None = None
     follow: Follow | None = None
     is_job_card: bool = False
-    outcome: str = "ok"  # for metrics: ok, usage, refused, zuora_error, duplicate
+    outcome: str = "ok"  # for metrics: ok, usage, refused, zuora_error, duplicate, expired
 
 
 class Operations:
@@ -78,8 +100,11 @@ class Operations:
         self._permissions = permissions
         self._aliases = dict(aliases)
         self._now = now
-        # (env, job) -> the user whose cancel is being sent: a second submit is answered, not sent again.
+        # A second submit of the same action while the first is on its way is answered, not sent again.
         self._cancels_in_flight: dict[tuple[str, str], str] = {}
+        self._refreshes_in_flight: set[str] = set()
+        # Confirmations already used (block_id -> when, job ID): a double click starts one refresh.
+        self._confirmed: dict[str, tuple[datetime, str | None]] = {}
 
     # -- entry points ------------------------------------------------------------------------------------------
 
@@ -91,28 +116,54 @@ class Operations:
             return Reply(blocks.usage_error(error), outcome="usage")
         return await self._dispatch(user_id, command)
 
-    async def click_cancel(self, user_id: str, value: str) -> Reply:
-        """The *Cancel job* button: the value is untrusted input, validated like typed text."""
+    async def click_cancel(self, click: Click) -> Reply:
+        """*Cancel job*: the value is untrusted input, validated like typed text."""
         try:
-            env_id, job_id = decode_job_value(value)
+            env_id, job_id = decode_job_value(click.value)
         except UsageError as error:
             return Reply(blocks.usage_error(error), outcome="usage")
-        refusal = await self._authorise(user_id, "cancel", env=env_id, job=job_id)
+        refusal = await self._authorise(click.user_id, "cancel", env=env_id, job=job_id)
         if refusal is not None:
             return refusal
-        return _replacing(await self._cancel(user_id, self._env(env_id), job_id))
+        return _replacing(await self._cancel(click.user_id, self._env(env_id), job_id))
 
-    async def click_status(self, user_id: str, value: str) -> Reply:
-        """The *Refresh status* button: fetch the job again and replace the card in place."""
+    async def click_status(self, click: Click) -> Reply:
+        """*Refresh status*: fetch the job again and replace the card in place."""
         try:
-            env_id, job_id = decode_job_value(value)
+            env_id, job_id = decode_job_value(click.value)
         except UsageError as error:
             return Reply(blocks.usage_error(error), outcome="usage")
-        refusal = await self._authorise(user_id, "status", env=env_id, job=job_id)
+        refusal = await self._authorise(click.user_id, "status", env=env_id, job=job_id)
         if refusal is not None:
             return refusal
-        reply = await self._status(self._env(env_id), job_id, requested_by=None)
-        return _replacing(reply)
+        return _replacing(await self._status(self._env(env_id), job_id))
+
+    async def click_refresh_confirm(self, click: Click) -> Reply:
+        try:
+            env_id, at = decode_refresh_value(click.value, now=self._now())
+        except UsageError as error:
+            return Reply(blocks.usage_error(error), outcome="usage")
+        problem = self._confirmation_problem(click)
+        if problem is not None:
+            return problem
+        refusal = await self._authorise(click.user_id, "refresh", env=env_id)
+        if refusal is not None:
+            return refusal
+        return await self._refresh(click, self._env(env_id), at)
+
+    async def click_refresh_abort(self, click: Click) -> Reply:
+        try:
+            env_id, _at = decode_refresh_value(click.value)
+        except UsageError as error:
+            return Reply(blocks.usage_error(error), outcome="usage")
+        env = self._env(env_id)
+        return Reply(
+            blocks.notice(
+                f":ok_hand: No refresh of {blocks.env_label(env)}: nothing was sent to Zuora.",
+                f"No refresh of {blocks.env_plain(env)}.",
+            ),
+            replace_original=True,
+        )
 
     # -- dispatch ----------------------------------------------------------------------------------------------
 
@@ -125,13 +176,12 @@ class Operations:
         if isinstance(command, Cancel):
             return await self._cancel(user_id, command.env, command.job_id)
         if isinstance(command, Status):
-            return await self._status(command.env, command.job_id, requested_by=None)
-        return Reply(
-            blocks.notice(
-                f":construction: `/sandbox {command.name}` is not available yet in this version of the bot.",
-                f"/sandbox {command.name} is not available yet.",
-            )
-        )
+            return await self._status(command.env, command.job_id)
+        if isinstance(command, Jobs):
+            return await self._jobs(command.env)
+        if isinstance(command, Envs):
+            return await self._envs()
+        return self._refresh_confirmation(user_id, command)
 
     async def _help(self, user_id: str) -> Reply:
         decision = await self._permissions.check(user_id)
@@ -149,7 +199,10 @@ class Operations:
             "refused", user=user_id, allowed=False, action=action, reason=decision.reason, **fields
         )
         return Reply(
-            blocks.refusal(user_id, reason=decision.reason, granted_by=self._permissions.granted_by)
+            blocks.refusal(
+                user_id, reason=decision.reason, granted_by=self._permissions.granted_by
+            ),
+            outcome="refused",
         )
 
     # -- use cases ---------------------------------------------------------------------------------------------
@@ -157,14 +210,14 @@ class Operations:
     async def _cancel(self, user_id: str, env: EnvRef, job_id: str) -> Reply:
         key = (env.id, job_id)
         holder = self._cancels_in_flight.get(key)
-        what = f"cancel job `{escape_mrkdwn(job_id)}` in {blocks.env_label(env)}"
+        job_label = f"job `{escape_mrkdwn(job_id)}` in {blocks.env_label(env)}"
         if holder is not None:
             audit.record("cancel-duplicate", user=user_id, env=env.id, job=job_id, first_by=holder)
             return Reply(
                 blocks.notice(
-                    f":hourglass_flowing_sand: A cancel of job `{escape_mrkdwn(job_id)}` in {blocks.env_label(env)} "
-                    f"requested by {blocks.mention(holder)} is already on its way to Zuora; "
-                    "this one was not sent again. The job card will show the result.",
+                    f":hourglass_flowing_sand: A cancel of {job_label} requested by "
+                    f"{blocks.mention(holder)} is already on its way to Zuora; this one was not sent "
+                    "again. The job card will show the result.",
                     f"A cancel of job {job_id} is already in progress; not sent again.",
                 ),
                 outcome="duplicate",
@@ -179,22 +232,19 @@ class Operations:
                 status=error.status, track_id=error.track_id, request_id=error.request_id,
             )  # fmt: skip
             return Reply(
-                blocks.zuora_error(error, action="cancel", what=what), outcome="zuora_error"
+                blocks.zuora_error(error, action="cancel", what=f"cancel {job_label}"),
+                outcome="zuora_error",
             )
         finally:
             del self._cancels_in_flight[key]
+        job = _with_id(job, job_id)
         audit.record(
             "cancel", user=user_id, env=env.id, job=job_id, outcome="ok",
             job_status=str(job.status), track_id=track_id,
         )  # fmt: skip
-        card = blocks.job_card(_with_id(job, job_id), env, requested_by=user_id, track_id=track_id)
-        notification = blocks.action_notification(
-            actor=user_id, verb="cancelled", job=_with_id(job, job_id), env=env, track_id=track_id
-        )
-        follow = None if job.is_terminal else Follow(env, job_id, user_id, track_id)
-        return Reply(card, "in_channel", notification=notification, follow=follow, is_job_card=True)
+        return self._acted(user_id, "cancelled", job, env, track_id)
 
-    async def _status(self, env: EnvRef, job_id: str, *, requested_by: str | None) -> Reply:
+    async def _status(self, env: EnvRef, job_id: str) -> Reply:
         track_id = new_track_id()
         what = f"get job `{escape_mrkdwn(job_id)}` in {blocks.env_label(env)}"
         try:
@@ -203,15 +253,153 @@ class Operations:
             return Reply(
                 blocks.zuora_error(error, action="status", what=what), outcome="zuora_error"
             )
-        card = blocks.job_card(
-            _with_id(job, job_id), env, requested_by=requested_by, track_id=track_id
+        card = blocks.job_card(_with_id(job, job_id), env, track_id=track_id)
+        return Reply(card, "ephemeral", is_job_card=True)
+
+    async def _jobs(self, env: EnvRef) -> Reply:
+        track_id = new_track_id()
+        try:
+            jobs = await self._zuora.list_jobs(env.id, track_id=track_id)
+        except ZuoraError as error:
+            what = f"list the jobs of {blocks.env_label(env)}"
+            return Reply(blocks.zuora_error(error, action="jobs", what=what), outcome="zuora_error")
+        return Reply(blocks.job_list(jobs, env, track_id=track_id))
+
+    async def _envs(self) -> Reply:
+        track_id = new_track_id()
+        try:
+            environments = await self._zuora.list_test_environments(track_id=track_id)
+        except ZuoraError as error:
+            what = "list the test environments"
+            return Reply(blocks.zuora_error(error, action="envs", what=what), outcome="zuora_error")
+        return Reply(blocks.env_list(environments, self._aliases, track_id=track_id))
+
+    def _refresh_confirmation(self, user_id: str, command: Refresh) -> Reply:
+        """Nothing is sent to Zuora yet: the requester confirms first (an ephemeral message only they see)."""
+        issued = self._now()
+        block_id = f"refresh:{user_id}:{int(issued.timestamp())}"
+        message = blocks.refresh_confirmation(
+            command.env,
+            command.at,
+            value=encode_refresh_value(command.env.id, command.at),
+            block_id=block_id,
+            expires=issued + CONFIRMATION_TTL,
         )
-        follow = None if job.is_terminal else Follow(env, job_id, requested_by, track_id)
-        return Reply(card, "ephemeral", follow=follow, is_job_card=True)
+        return Reply(message)
+
+    def _confirmation_problem(self, click: Click) -> Reply | None:
+        """Only the requester may confirm, within 10 minutes, once."""
+        match = _CONFIRM_BLOCK.fullmatch(click.block_id)
+        if match is None:
+            return _notice_reply(
+                ":information_source: This confirmation is not valid. Run `/sandbox refresh` again.",
+                "usage",
+            )
+        requester, issued_at = match.group(1), int(match.group(2))
+        if requester != click.user_id:
+            return _notice_reply(
+                f":no_entry: Only {blocks.mention(requester)}, who asked for this refresh, can confirm it.",
+                "refused",
+            )
+        now = self._now()
+        for used, (when, _job) in list(self._confirmed.items()):
+            if now - when > 2 * CONFIRMATION_TTL:
+                del self._confirmed[used]
+        if now - datetime.fromtimestamp(issued_at, UTC) > CONFIRMATION_TTL:
+            return Reply(
+                blocks.notice(
+                    ":hourglass: This confirmation has expired (10 minutes). Run `/sandbox refresh` again.",
+                    "This confirmation has expired.",
+                ),
+                replace_original=True,
+                outcome="expired",
+            )
+        if click.block_id in self._confirmed:
+            _when, job_id = self._confirmed[click.block_id]
+            started = f" (job `{escape_mrkdwn(job_id)}`)" if job_id else ""
+            return _notice_reply(
+                f":hourglass_flowing_sand: This refresh was already confirmed{started}; it was not started twice.",
+                "duplicate",
+            )
+        return None
+
+    async def _refresh(self, click: Click, env: EnvRef, at: datetime | None) -> Reply:
+        if env.id in self._refreshes_in_flight:
+            return _notice_reply(
+                f":hourglass_flowing_sand: A refresh of {blocks.env_label(env)} is already on its way to Zuora; "
+                "this one was not sent.",
+                "duplicate",
+            )
+        self._refreshes_in_flight.add(env.id)
+        self._confirmed[click.block_id] = (self._now(), None)
+        track_id = new_track_id()
+        try:
+            job = await self._zuora.create_refresh_job(env.id, scheduled_at=at, track_id=track_id)
+        except ZuoraError as error:
+            del self._confirmed[click.block_id]  # nothing started: the user may try again
+            audit.record(
+                "refresh", user=click.user_id, env=env.id, outcome="error", status=error.status,
+                track_id=error.track_id, request_id=error.request_id,
+            )  # fmt: skip
+            what = f"refresh {blocks.env_label(env)}"
+            hint = _next_refresh_hint(error)
+            return Reply(
+                blocks.zuora_error(error, action="refresh", what=what, hint=hint),
+                outcome="zuora_error",
+            )
+        finally:
+            self._refreshes_in_flight.discard(env.id)
+        self._confirmed[click.block_id] = (self._now(), job.id)
+        audit.record(
+            "refresh", user=click.user_id, env=env.id, job=job.id, outcome="ok",
+            job_status=str(job.status), scheduled=at.isoformat() if at else None, track_id=track_id,
+        )  # fmt: skip
+        reply = self._acted(
+            click.user_id, "started" if at is None else "scheduled", job, env, track_id
+        )
+        job_text = f" as job `{escape_mrkdwn(job.id)}`" if job.id else ""
+        done = blocks.notice(
+            f":white_check_mark: Refresh of {blocks.env_label(env)} requested{job_text}. "
+            "The job card is in the channel.",
+            f"Refresh of {blocks.env_plain(env)} requested.",
+        )
+        return dataclasses.replace(reply, replacement=done)
+
+    def _acted(self, user_id: str, verb: str, job: Job, env: EnvRef, track_id: str) -> Reply:
+        """A job card in the channel for an action that succeeded, and the same card, with who did it, as the
+        notification (the audit trail); both followed until the job ends."""
+        card = blocks.job_card(job, env, requested_by=user_id, track_id=track_id)
+        note = (
+            f":memo: {blocks.mention(user_id)} {verb} this job from Slack "
+            f"(Zuora-Track-Id `{escape_mrkdwn(track_id)}`)."
+        )
+        notification = blocks.job_card(job, env, requested_by=user_id, track_id=track_id, note=note)
+        follow = Follow(env, job, user_id, note)
+        return Reply(card, "in_channel", notification=notification, follow=follow, is_job_card=True)
 
     def _env(self, env_id: str) -> EnvRef:
         alias = next((a for a, i in self._aliases.items() if i == env_id), None)
         return EnvRef(id=env_id, alias=alias)
+
+
+def _notice_reply(text: str, outcome: str) -> Reply:
+    plain = re.sub(r"[*`]", "", _EMOJI.sub("", text)).strip()
+    return Reply(blocks.notice(text, plain), outcome=outcome)
+
+
+def _next_refresh_hint(error: ZuoraError) -> str | None:
+    """Zuora's 403 for a second refresh in a period may say when the next one is possible: show that time."""
+    if not isinstance(error, ZuoraPermissionError):
+        return None
+    for reason in error.reasons:
+        for match in _ISO_TIME.finditer(reason.message):
+            try:
+                when = datetime.fromisoformat(match.group(0))
+            except ValueError:
+                continue
+            when = when if when.tzinfo else when.replace(tzinfo=UTC)
+            return f":calendar: Zuora says the next refresh is possible {blocks.slack_date(when)}."
+    return None
 
 
 def _with_id(job: Job, job_id: str) -> Job:

@@ -15,8 +15,10 @@ from slack_bolt.async_app import AsyncApp
 from bot.app import build_app, build_slack_client
 from bot.config import Settings
 from bot.listeners.context import ListenerContext
+from bot.listeners.deliver import Posted
+from bot.live import LiveCards, Placement
 from bot.metrics import CONTENT_TYPE, Metrics
-from bot.operations import Operations
+from bot.operations import Follow, Operations
 from bot.permissions import Permissions
 from bot.zuora.auth import OAuthClientCredentials
 from bot.zuora.client import ZuoraClient
@@ -67,6 +69,7 @@ class Runtime:
         self._socket: AsyncSocketModeHandler | None = None
         self.app: AsyncApp | None = None
         self.zuora: ZuoraClient | None = None
+        self.live: LiveCards | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -103,10 +106,14 @@ class Runtime:
             lookup=members,
         )
         operations = Operations(zuora=self.zuora, permissions=permissions, aliases=settings.aliases)
+        self.live = LiveCards(
+            zuora=self.zuora, slack=slack, poll_seconds=settings.sandbox_poll_seconds
+        )
         ctx = ListenerContext(
             operations=operations,
             metrics=self.metrics,
             notify_channel=settings.sandbox_notify_channel,
+            on_follow=self._follow,
         )
         signing = (
             settings.slack_signing_secret.get_secret_value()
@@ -130,8 +137,25 @@ class Runtime:
             extra={"mode": "socket" if settings.socket_mode else "http", "port": self.port},
         )
 
+    async def _follow(self, follow: Follow, card: Posted | None, notice: Posted | None) -> None:
+        """Keep the cards of an action current: the one in the channel and the notification."""
+        if self.live is None or not follow.job.id:
+            return
+        for posted, note in ((card, None), (notice, follow.notification_note)):
+            if posted is not None:
+                placement = Placement(
+                    channel=posted.channel,
+                    ts=posted.ts,
+                    response_url=posted.response_url,
+                    note=note,
+                    requested_by=follow.requested_by,
+                )
+                self.live.follow(follow.env, follow.job.id, placement, job=follow.job)
+
     async def stop(self) -> None:
         self.ready = False
+        if self.live is not None:
+            await self.live.close()
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
             self._socket = None

@@ -35,10 +35,10 @@ async def reply_to(
 
 
 def action_values(message: Any, action_id: str) -> list[str]:
-    return [
-        element.get("value", "")
-        for block in message.blocks
-        if block.get("type") == "actions"
-        for element in block.get("elements", [])
-        if element.get("action_id") == action_id
-    ]
+    """Values of the buttons with `action_id`, in actions blocks and section accessories."""
+    elements = []
+    for block in message.blocks:
+        elements.extend(block.get("elements", []) if block.get("type") == "actions" else [])
+        if isinstance(block.get("accessory"), dict):
+            elements.append(block["accessory"])
+    return [e.get("value", "") for e in elements if e.get("action_id") == action_id]

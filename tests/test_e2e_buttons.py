@@ -16,7 +16,9 @@ from tests.conftest import ALLOWED, CHANNEL, NOTIFY, STRANGER
 from tests.e2e import action_values, api_calls, reply_to, text_of, zuora_calls
 
 
-async def status_card(bot: Runtime, slack: SlackEmulator, job: str = JOB_CANCELLABLE, env: str = "staging") -> object:
+async def status_card(
+    bot: Runtime, slack: SlackEmulator, job: str = JOB_CANCELLABLE, env: str = "staging"
+) -> object:
     await slack.send_command(bot.events_url, f"status {env} {job}", ALLOWED, CHANNEL)
     return await reply_to(slack, CHANNEL, ALLOWED, "sandbox_job_status")
 
@@ -27,10 +29,14 @@ async def test_status_card_then_cancel_click_replaces_the_card(
     card = await status_card(bot, slack)
     assert "EXPORTING" in text_of(card)
     (value,) = action_values(card, "sandbox_cancel_job")
-    await slack.send_block_action(bot.events_url, ALLOWED, "sandbox_cancel_job", value, CHANNEL, card.ts)  # type: ignore[attr-defined]
+    await slack.send_block_action(
+        bot.events_url, ALLOWED, "sandbox_cancel_job", value, CHANNEL, card.ts
+    )  # type: ignore[attr-defined]
 
     updated = await slack.wait_for(
-        lambda: (m := slack.message(CHANNEL, card.ts)) is not None and "CANCELLING" in text_of(m) and m  # type: ignore[attr-defined]
+        lambda: (
+            (m := slack.message(CHANNEL, card.ts)) is not None and "CANCELLING" in text_of(m) and m
+        )  # type: ignore[attr-defined]
     )
     assert_valid_blocks(updated.blocks)
     assert action_values(updated, "sandbox_cancel_job") == []
@@ -45,7 +51,9 @@ async def test_click_by_a_user_who_is_not_allowed_never_reaches_zuora(
     card = await status_card(bot, slack)
     before = len(api_calls(zuora))
     (value,) = action_values(card, "sandbox_cancel_job")
-    await slack.send_block_action(bot.events_url, STRANGER, "sandbox_cancel_job", value, CHANNEL, card.ts)  # type: ignore[attr-defined]
+    await slack.send_block_action(
+        bot.events_url, STRANGER, "sandbox_cancel_job", value, CHANNEL, card.ts
+    )  # type: ignore[attr-defined]
     await reply_to(slack, CHANNEL, STRANGER, "Refresh Central Sandbox")
     assert len(api_calls(zuora)) == before
     assert zuora_calls(zuora, "performActionOfJob") == []
@@ -67,7 +75,9 @@ async def test_tampered_button_value_never_reaches_zuora(
 ) -> None:
     card = await status_card(bot, slack)
     before = len(api_calls(zuora))
-    await slack.send_block_action(bot.events_url, ALLOWED, "sandbox_cancel_job", value, CHANNEL, card.ts)  # type: ignore[attr-defined]
+    await slack.send_block_action(
+        bot.events_url, ALLOWED, "sandbox_cancel_job", value, CHANNEL, card.ts
+    )  # type: ignore[attr-defined]
     answer = await reply_to(slack, CHANNEL, ALLOWED, "value")
     assert "<!channel>" not in text_of(answer)
     await asyncio.sleep(0.1)
@@ -80,7 +90,9 @@ async def test_click_on_a_job_no_longer_cancellable_gets_a_clear_answer(
 ) -> None:
     card = await status_card(bot, slack)  # stale: the click below names a job that has moved on
     value = encode_job_value(ENV_UAT, JOB_PAST_RESETTING)
-    await slack.send_block_action(bot.events_url, ALLOWED, "sandbox_cancel_job", value, CHANNEL, card.ts)  # type: ignore[attr-defined]
+    await slack.send_block_action(
+        bot.events_url, ALLOWED, "sandbox_cancel_job", value, CHANNEL, card.ts
+    )  # type: ignore[attr-defined]
     answer = await reply_to(slack, CHANNEL, ALLOWED, "Could not cancel")
     assert answer.ephemeral_for == ALLOWED
     assert "reset stage" in text_of(answer)
@@ -92,9 +104,15 @@ async def test_status_button_fetches_the_job_again(
     card = await status_card(bot, slack)
     clock.advance(3 * 3600)  # type: ignore[attr-defined]
     (value,) = action_values(card, "sandbox_job_status")
-    await slack.send_block_action(bot.events_url, ALLOWED, "sandbox_job_status", value, CHANNEL, card.ts)  # type: ignore[attr-defined]
+    await slack.send_block_action(
+        bot.events_url, ALLOWED, "sandbox_job_status", value, CHANNEL, card.ts
+    )  # type: ignore[attr-defined]
     updated = await slack.wait_for(
-        lambda: (m := slack.message(CHANNEL, card.ts)) is not None and "EXPORTING" not in text_of(m) and m  # type: ignore[attr-defined]
+        lambda: (
+            (m := slack.message(CHANNEL, card.ts)) is not None
+            and "EXPORTING" not in text_of(m)
+            and m
+        )  # type: ignore[attr-defined]
     )
     assert zuora.job(ENV_STAGING, JOB_CANCELLABLE)["status"] in text_of(updated)
     assert len(zuora_calls(zuora, "getJobOfTestEnvironment")) == 2

@@ -10,7 +10,9 @@ from tests.conftest import ALLOWED, APP_TOKEN, CHANNEL, NOTIFY, STRANGER, StartB
 from tests.e2e import api_calls, reply_to, text_of, zuora_calls
 
 
-async def test_cancel_over_socket_mode(start_bot: StartBot, slack: SlackEmulator, zuora: ZuoraSimulator) -> None:
+async def test_cancel_over_socket_mode(
+    start_bot: StartBot, slack: SlackEmulator, zuora: ZuoraSimulator
+) -> None:
     bot = await start_bot(slack_app_token=APP_TOKEN, slack_signing_secret=None)
     await slack.wait_for_socket()
     ack = await slack.socket_send_command(f"cancel staging {JOB_CANCELLABLE}", ALLOWED, CHANNEL)
@@ -36,7 +38,13 @@ async def test_socket_mode_refusal_and_no_events_endpoint(
     await slack.socket_send_command(f"cancel staging {JOB_CANCELLABLE}", STRANGER, CHANNEL)
     await reply_to(slack, CHANNEL, STRANGER, "Refresh Central Sandbox")
     assert api_calls(zuora) == []
-    async with aiohttp.ClientSession() as session, session.post(bot.events_url, data=b"x") as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(bot.events_url, data=b"x") as response,
+    ):
         assert response.status in (404, 405)  # unsigned HTTP requests have no way in
-    async with aiohttp.ClientSession() as session, session.get(bot.events_url.replace("/slack/events", "/healthz")) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(bot.events_url.replace("/slack/events", "/healthz")) as response,
+    ):
         assert response.status == 200

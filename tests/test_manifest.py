@@ -23,7 +23,9 @@ def test_slash_command_is_the_one_the_bot_listens_to() -> None:
     (command,) = load()["features"]["slash_commands"]
     assert command["command"] == COMMAND
     assert command["url"].endswith(EVENTS_PATH)
-    assert command["should_escape"] is False  # the parser expects raw <@U…> forms to refuse them by name
+    assert (
+        command["should_escape"] is False
+    )  # the parser expects raw <@U…> forms to refuse them by name
     for sub in SUBCOMMANDS:
         assert sub in command["usage_hint"]
     assert len(command["description"]) <= 100

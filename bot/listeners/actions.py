@@ -8,43 +8,56 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.blocks import ACTION_CANCEL_JOB, ACTION_JOB_STATUS
+from bot.blocks import (
+    ACTION_CANCEL_JOB,
+    ACTION_JOB_STATUS,
+    ACTION_REFRESH_ABORT,
+    ACTION_REFRESH_CONFIRM,
+)
 from bot.listeners.context import ListenerContext
-from bot.operations import Reply
+from bot.operations import Click, Reply
+
+UseCase = Callable[[Click], Awaitable[Reply]]
 
 
-def _click(body: dict[str, Any]) -> tuple[str, str, str | None, str | None]:
-    """(user, value, channel, message ts) from a block_actions payload."""
-    action = (body.get("actions") or [{}])[0]
+def _where(body: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(channel, message ts) of the clicked message."""
     container = body.get("container") or {}
     channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
-    return (
-        str((body.get("user") or {}).get("id", "")),
-        str(action.get("value", "")),
-        channel,
-        container.get("message_ts"),
+    return channel, container.get("message_ts")
+
+
+def _click(body: dict[str, Any]) -> Click:
+    action = (body.get("actions") or [{}])[0]
+    return Click(
+        user_id=str((body.get("user") or {}).get("id", "")),
+        value=str(action.get("value", "")),
+        block_id=str(action.get("block_id", "")),
     )
 
 
 def register(app: AsyncApp, ctx: ListenerContext) -> None:
-    def handler(
-        name: str, use_case: Callable[[str, str], Awaitable[Reply]]
-    ) -> Callable[..., Awaitable[None]]:
+    def handler(name: str, use_case: UseCase) -> Callable[..., Awaitable[None]]:
         async def on_click(
             ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
         ) -> None:
             await ack()
-            user_id, value, channel_id, message_ts = _click(body)
+            click = _click(body)
+            channel_id, message_ts = _where(body)
             await ctx.reply(
                 name,
-                lambda: use_case(user_id, value),
+                lambda: use_case(click),
                 client=client,
                 respond=respond,
                 channel_id=channel_id,
+                response_url=body.get("response_url"),
                 message_ts=message_ts,
             )
 
         return on_click
 
-    app.action(ACTION_CANCEL_JOB)(handler("button_cancel", ctx.operations.click_cancel))
-    app.action(ACTION_JOB_STATUS)(handler("button_status", ctx.operations.click_status))
+    operations = ctx.operations
+    app.action(ACTION_CANCEL_JOB)(handler("button_cancel", operations.click_cancel))
+    app.action(ACTION_JOB_STATUS)(handler("button_status", operations.click_status))
+    app.action(ACTION_REFRESH_CONFIRM)(handler("refresh_confirm", operations.click_refresh_confirm))
+    app.action(ACTION_REFRESH_ABORT)(handler("refresh_abort", operations.click_refresh_abort))

@@ -33,4 +33,5 @@ def register(app: AsyncApp, ctx: ListenerContext) -> None:
             client=client,
             respond=respond,
             channel_id=command.get("channel_id"),
+            response_url=command.get("response_url"),
         )

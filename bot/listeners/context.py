@@ -34,6 +34,7 @@ class ListenerContext:
         client: AsyncWebClient,
         respond: AsyncRespond,
         channel_id: str | None,
+        response_url: str | None = None,
         message_ts: str | None = None,
     ) -> None:
         """Run one use case after the ack and deliver its reply. Nothing escapes: an unexpected error is logged
@@ -49,6 +50,7 @@ class ListenerContext:
                 respond=respond,
                 channel_id=channel_id,
                 notify_channel=self.notify_channel,
+                response_url=response_url,
                 message_ts=message_ts,
                 on_follow=self.on_follow,
             )

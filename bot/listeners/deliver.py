@@ -20,12 +20,13 @@ log = logging.getLogger(__name__)
 class Posted:
     """Where a card ended up: `ts` is None when it went through response_url and cannot be edited."""
 
-    channel: str | None
+    channel: str
     ts: str | None
+    response_url: str | None = None
 
 
-# Called after a job card is posted, for cards that should stay current (live cards).
-OnFollow = Callable[[Follow, Posted], Awaitable[None]]
+# Called after an action's cards are posted, so that they stay current (live cards).
+OnFollow = Callable[[Follow, Posted | None, Posted | None], Awaitable[None]]
 
 
 async def deliver(
@@ -35,21 +36,29 @@ async def deliver(
     respond: AsyncRespond,
     channel_id: str | None,
     notify_channel: str | None,
+    response_url: str | None = None,
     message_ts: str | None = None,
     on_follow: OnFollow | None = None,
 ) -> None:
     message = reply.message.as_kwargs()
-    posted = Posted(channel_id, None)
-    if reply.replace_original:
+    card: Posted | None = None
+    if reply.replacement is not None:
+        await respond(replace_original=True, **reply.replacement.as_kwargs())
+    if reply.replace_original and reply.replacement is None:
         await respond(replace_original=True, **message)
-        posted = Posted(channel_id, message_ts)
+        if channel_id and message_ts:
+            card = Posted(channel_id, message_ts)
     elif reply.visibility == "in_channel" and channel_id:
-        posted = await _post_in_channel(client, respond, channel_id, message)
+        card = await _post_in_channel(client, respond, channel_id, message, response_url)
     else:
         await respond(response_type="ephemeral", replace_original=False, **message)
+    notice = None
     if reply.notification is not None and notify_channel:
         try:
-            await client.chat_postMessage(channel=notify_channel, **reply.notification.as_kwargs())
+            response = await client.chat_postMessage(
+                channel=notify_channel, **reply.notification.as_kwargs()
+            )
+            notice = Posted(str(response["channel"]), str(response["ts"]))
         except SlackApiError as error:
             # The action itself succeeded and is in the audit log; tell the operator, not the user.
             log.error(
@@ -57,11 +66,15 @@ async def deliver(
                 extra={"channel": notify_channel, "error": error.response.get("error")},
             )
     if reply.follow is not None and on_follow is not None:
-        await on_follow(reply.follow, posted)
+        await on_follow(reply.follow, card, notice)
 
 
 async def _post_in_channel(
-    client: AsyncWebClient, respond: AsyncRespond, channel_id: str, message: dict[str, Any]
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+    channel_id: str,
+    message: dict[str, Any],
+    response_url: str | None,
 ) -> Posted:
     """chat.postMessage, so the card can be edited later; where the bot may not post (a private channel it is
     not in, a DM), response_url's in_channel answer still shows it to everyone there."""
@@ -74,4 +87,4 @@ async def _post_in_channel(
             extra={"error": error.response.get("error")},
         )
         await respond(response_type="in_channel", replace_original=False, **message)
-        return Posted(channel_id, None)
+        return Posted(channel_id, None, response_url)

@@ -1,0 +1,386 @@
+"""The rest of the console end to end: jobs, envs, refresh with confirmation, live cards, help."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from bot.commands import encode_refresh_value
+from bot.runtime import Runtime
+from bot.sim.clock import ManualClock
+from bot.sim.slack import SlackEmulator
+from bot.sim.zuora import ZuoraSimulator
+from bot.sim.zuora_seed import (
+    ENV_DEV,
+    ENV_QA,
+    ENV_STAGING,
+    ENV_UAT,
+    JOB_CANCELLABLE,
+    JOB_CANCELLED,
+    JOB_STAGING_COMPLETED,
+)
+from tests.blockkit import assert_valid_blocks
+from tests.conftest import ALLOWED, CHANNEL, GROUP_MEMBER, NOTIFY, STRANGER, StartBot
+from tests.e2e import action_values, api_calls, reply_to, text_of, zuora_calls
+
+CREATE = "createTestEnvironmentJob"
+QA_ALIASES = f"staging={ENV_STAGING},uat={ENV_UAT},qa={ENV_QA},dev={ENV_DEV}"
+
+
+# -- jobs and envs ---------------------------------------------------------------------------------------------
+
+
+async def test_jobs_lists_active_first_then_newest_with_cancel_buttons(
+    bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
+) -> None:
+    await slack.send_command(bot.events_url, "jobs staging", ALLOWED, CHANNEL)
+    listing = await reply_to(slack, CHANNEL, ALLOWED, "Jobs of staging")
+    assert listing.ephemeral_for == ALLOWED
+    assert_valid_blocks(listing.blocks)
+    shown = text_of(listing)
+    positions = [
+        shown.index(job) for job in (JOB_CANCELLABLE, JOB_CANCELLED, JOB_STAGING_COMPLETED)
+    ]
+    assert positions == sorted(
+        positions
+    )  # running first, then cancelled 10 days ago, then 45 days ago
+    (value,) = action_values(listing, "sandbox_cancel_job")
+    assert JOB_CANCELLABLE in value
+    (request,) = zuora_calls(zuora, "getAllJobsOfTestEnvironment")
+    assert request.path == f"/test-environments/{ENV_STAGING}/jobs"
+
+
+async def test_jobs_list_is_capped_with_a_count_of_the_rest(
+    bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
+) -> None:
+    for _ in range(45):
+        zuora.add_job(ENV_UAT, status="COMPLETED")
+    await slack.send_command(bot.events_url, "jobs uat", ALLOWED, CHANNEL)
+    listing = await reply_to(slack, CHANNEL, ALLOWED, "Jobs of uat")
+    assert_valid_blocks(listing.blocks)
+    assert "older jobs not shown" in text_of(listing)
+
+
+async def test_cancel_from_the_job_list(
+    bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
+) -> None:
+    await slack.send_command(bot.events_url, "jobs staging", ALLOWED, CHANNEL)
+    listing = await reply_to(slack, CHANNEL, ALLOWED, "Jobs of staging")
+    (value,) = action_values(listing, "sandbox_cancel_job")
+    await slack.send_block_action(
+        bot.events_url, ALLOWED, "sandbox_cancel_job", value, CHANNEL, listing.ts
+    )
+    await slack.wait_for(lambda: zuora_calls(zuora, "performActionOfJob"))
+    await reply_to(slack, NOTIFY, ALLOWED, "cancelled this job")
+    assert zuora.job(ENV_STAGING, JOB_CANCELLABLE)["status"] == "CANCELLING"
+
+
+async def test_envs_lists_environments_with_status_and_refresh_times(
+    start_bot: StartBot, slack: SlackEmulator, zuora: ZuoraSimulator
+) -> None:
+    bot = await start_bot(sandbox_environments=QA_ALIASES)
+    await slack.send_command(bot.events_url, "envs", GROUP_MEMBER, CHANNEL)
+    listing = await reply_to(slack, CHANNEL, GROUP_MEMBER, "Test environments")
+    assert listing.ephemeral_for == GROUP_MEMBER
+    assert_valid_blocks(listing.blocks)
+    shown = text_of(listing)
+    for expected in (
+        "staging",
+        "uat",
+        "qa",
+        "dev",
+        ENV_DEV,
+        "PROCESSING",
+        "ACTIVE",
+        "DEVELOPER",
+        "<!date^",
+    ):
+        assert expected in shown
+    assert len(zuora_calls(zuora, "getAllTestEnvironments")) == 1
+
+
+async def test_envs_and_jobs_refused_for_a_stranger(
+    bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
+) -> None:
+    for text in ("envs", "jobs staging", "status staging x1", "refresh qa"):
+        await slack.send_command(bot.events_url, text, STRANGER, CHANNEL)
+    await slack.wait_for(
+        lambda: (
+            len([m for m in slack.messages(CHANNEL) if "Refresh Central Sandbox" in text_of(m)])
+            == 4
+        )
+    )
+    assert api_calls(zuora) == []
+
+
+# -- refresh --------------------------------------------------------------------------------------------------
+
+
+async def ask_refresh(
+    bot: Runtime, slack: SlackEmulator, text: str = "refresh qa", user: str = ALLOWED
+) -> object:
+    await slack.send_command(bot.events_url, text, user, CHANNEL)
+    return await reply_to(slack, CHANNEL, user, "sandbox_refresh_confirm")
+
+
+@pytest.fixture
+async def qa_bot(start_bot: StartBot) -> Runtime:
+    return await start_bot(sandbox_environments=QA_ALIASES, sandbox_poll_seconds=0.1)
+
+
+async def test_refresh_asks_for_confirmation_before_calling_zuora(
+    qa_bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
+) -> None:
+    confirmation = await ask_refresh(qa_bot, slack)
+    assert confirmation.ephemeral_for == ALLOWED  # type: ignore[attr-defined]
+    assert_valid_blocks(confirmation.blocks)  # type: ignore[attr-defined]
+    shown = text_of(confirmation)
+    for expected in ("qa", ENV_QA, "28 days", "replaces everything", "sandbox_refresh_abort"):
+        assert expected in shown
+    assert zuora_calls(zuora, CREATE) == []
+
+    (value,) = action_values(confirmation, "sandbox_refresh_confirm")
+    await slack.send_block_action(
+        qa_bot.events_url, ALLOWED, "sandbox_refresh_confirm", value, CHANNEL, confirmation.ts
+    )  # type: ignore[attr-defined]
+    card = await reply_to(slack, CHANNEL, ALLOWED, "Refresh job")
+    assert card.ephemeral_for is None
+    (request,) = zuora_calls(zuora, CREATE)
+    assert request.body == {"jobType": "REFRESH"}
+    assert request.path == f"/test-environments/{ENV_QA}/jobs"
+    await reply_to(slack, NOTIFY, ALLOWED, "started this job")
+    replaced = await slack.wait_for(
+        lambda: (m := slack.message(CHANNEL, confirmation.ts)) and "requested" in text_of(m) and m  # type: ignore[attr-defined]
+    )
+    assert "sandbox_refresh_confirm" not in text_of(replaced)
+
+
+async def test_scheduled_refresh_sends_the_time(
+    qa_bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
+) -> None:
+    confirmation = await ask_refresh(qa_bot, slack, "refresh qa at 2031-01-31T22:00Z")
+    (value,) = action_values(confirmation, "sandbox_refresh_confirm")
+    await slack.send_block_action(
+        qa_bot.events_url, ALLOWED, "sandbox_refresh_confirm", value, CHANNEL, confirmation.ts
+    )  # type: ignore[attr-defined]
+    await reply_to(slack, CHANNEL, ALLOWED, "SCHEDULED")
+    (request,) = zuora_calls(zuora, CREATE)
+    assert request.body["scheduledRefreshTime"].startswith("2031-01-31T22:00:00")
+
+
+async def test_abort_drops_the_refresh(
+    qa_bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
+) -> None:
+    confirmation = await ask_refresh(qa_bot, slack)
+    (value,) = action_values(confirmation, "sandbox_refresh_abort")
+    await slack.send_block_action(
+        qa_bot.events_url, ALLOWED, "sandbox_refresh_abort", value, CHANNEL, confirmation.ts
+    )  # type: ignore[attr-defined]
+    await slack.wait_for(
+        lambda: (m := slack.message(CHANNEL, confirmation.ts)) and "nothing was sent" in text_of(m)
+    )  # type: ignore[attr-defined]
+    assert zuora_calls(zuora, CREATE) == []
+
+
+async def test_double_clicked_refresh_starts_one_refresh(
+    qa_bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
+) -> None:
+    zuora.inject("latency", operation=CREATE, seconds=0.5)
+    confirmation = await ask_refresh(qa_bot, slack)
+    (value,) = action_values(confirmation, "sandbox_refresh_confirm")
+    block_id = next(b["block_id"] for b in confirmation.blocks if b["type"] == "actions")  # type: ignore[attr-defined]
+    click = lambda: slack.send_block_action(  # noqa: E731
+        qa_bot.events_url,
+        ALLOWED,
+        "sandbox_refresh_confirm",
+        value,
+        CHANNEL,
+        confirmation.ts,  # type: ignore[attr-defined]
+    )
+    await asyncio.gather(click(), click())
+    await reply_to(slack, CHANNEL, ALLOWED, "Refresh job")
+
+    def answered_again() -> list[object]:
+        return [
+            m
+            for m in slack.messages(CHANNEL)
+            if m.ephemeral_for == ALLOWED and "already" in text_of(m)
+        ]
+
+    # The second click is answered, not sent.
+    await slack.wait_for(lambda: len(answered_again()) == 1)
+    # A third click from a client still showing the old confirmation.
+    await slack.send_block_action(
+        qa_bot.events_url,
+        ALLOWED,
+        "sandbox_refresh_confirm",
+        value,
+        CHANNEL,
+        confirmation.ts,  # type: ignore[attr-defined]
+        block_id=block_id,
+    )
+    await slack.wait_for(lambda: len(answered_again()) == 2)
+    assert len(zuora_calls(zuora, CREATE)) == 1
+
+
+async def test_only_the_requester_can_confirm(
+    qa_bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
+) -> None:
+    value = encode_refresh_value(ENV_QA, None)
+    block_id = f"refresh:{ALLOWED}:{int(time.time())}"
+    confirmation = await ask_refresh(qa_bot, slack)
+    await slack.send_block_action(
+        qa_bot.events_url,
+        GROUP_MEMBER,
+        "sandbox_refresh_confirm",
+        value,
+        CHANNEL,
+        confirmation.ts,
+        block_id=block_id,  # type: ignore[attr-defined]
+    )
+    await reply_to(slack, CHANNEL, GROUP_MEMBER, "who asked for this refresh")
+    assert zuora_calls(zuora, CREATE) == []
+
+
+async def test_confirmation_expires_after_ten_minutes(
+    qa_bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
+) -> None:
+    confirmation = await ask_refresh(qa_bot, slack)
+    (value,) = action_values(confirmation, "sandbox_refresh_confirm")
+    stale = f"refresh:{ALLOWED}:{int(time.time()) - 11 * 60}"
+    await slack.send_block_action(
+        qa_bot.events_url,
+        ALLOWED,
+        "sandbox_refresh_confirm",
+        value,
+        CHANNEL,
+        confirmation.ts,
+        block_id=stale,  # type: ignore[attr-defined]
+    )
+    await slack.wait_for(
+        lambda: (m := slack.message(CHANNEL, confirmation.ts)) and "expired" in text_of(m)
+    )  # type: ignore[attr-defined]
+    assert zuora_calls(zuora, CREATE) == []
+
+
+async def test_refresh_within_the_period_says_when_the_next_is_possible(
+    qa_bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
+) -> None:
+    confirmation = await ask_refresh(qa_bot, slack, "refresh dev")
+    (value,) = action_values(confirmation, "sandbox_refresh_confirm")
+    await slack.send_block_action(
+        qa_bot.events_url, ALLOWED, "sandbox_refresh_confirm", value, CHANNEL, confirmation.ts
+    )  # type: ignore[attr-defined]
+    answer = await reply_to(slack, CHANNEL, ALLOWED, "Could not refresh")
+    shown = text_of(answer)
+    assert "HTTP 403" in shown and "next refresh is possible <!date^" in shown
+    assert len(zuora_calls(zuora, CREATE)) == 1
+
+
+# -- live cards ------------------------------------------------------------------------------------------------
+
+
+async def test_cancelled_job_card_follows_cancelling_to_cancelled(
+    qa_bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator, clock: ManualClock
+) -> None:
+    await slack.send_command(
+        qa_bot.events_url, f"cancel staging {JOB_CANCELLABLE}", ALLOWED, CHANNEL
+    )
+    card = await reply_to(slack, CHANNEL, ALLOWED, "CANCELLING")
+    clock.advance(120)
+    updated = await slack.wait_for(
+        lambda: (m := slack.message(CHANNEL, card.ts)) and "CANCELLED" in text_of(m) and m
+    )
+    assert_valid_blocks(updated.blocks)
+    assert "sandbox_cancel_job" not in text_of(updated)
+    thread = await slack.wait_for_message(
+        CHANNEL, lambda m: m.thread_ts == card.ts and "has ended" in text_of(m)
+    )
+    assert "CANCELLED" in text_of(thread)
+    # The notification card follows too, with its audit note, and gets its own thread reply.
+    note = await reply_to(slack, NOTIFY, ALLOWED, "cancelled this job")
+    await slack.wait_for(
+        lambda: (
+            (m := slack.message(NOTIFY, note.ts))
+            and "CANCELLED" in text_of(m)
+            and "cancelled this job" in text_of(m)
+        )
+    )
+    await slack.wait_for_message(
+        NOTIFY, lambda m: m.thread_ts == note.ts and "has ended" in text_of(m)
+    )
+    await slack.wait_for(lambda: not qa_bot.live.watching)  # type: ignore[union-attr]
+
+
+async def test_live_card_reports_zuora_failures_and_keeps_trying(
+    qa_bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator, clock: ManualClock
+) -> None:
+    await slack.send_command(
+        qa_bot.events_url, f"cancel staging {JOB_CANCELLABLE}", ALLOWED, CHANNEL
+    )
+    card = await reply_to(slack, CHANNEL, ALLOWED, "CANCELLING")
+    zuora.inject("status", operation="getJobOfTestEnvironment", status=500, count=2)
+    failing = await slack.wait_for(
+        lambda: (
+            (m := slack.message(CHANNEL, card.ts))
+            and "Could not refresh from Zuora" in text_of(m)
+            and m
+        ),
+        timeout=10,
+    )
+    assert "HTTP 500" in text_of(failing)
+    clock.advance(120)
+    await slack.wait_for(
+        lambda: (m := slack.message(CHANNEL, card.ts)) and "CANCELLED" in text_of(m), timeout=10
+    )
+    recovered = slack.message(CHANNEL, card.ts)
+    assert recovered is not None and "Could not refresh" not in text_of(recovered)
+
+
+async def test_refresh_card_moves_through_the_stages(
+    qa_bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator, clock: ManualClock
+) -> None:
+    confirmation = await ask_refresh(qa_bot, slack)
+    (value,) = action_values(confirmation, "sandbox_refresh_confirm")
+    await slack.send_block_action(
+        qa_bot.events_url, ALLOWED, "sandbox_refresh_confirm", value, CHANNEL, confirmation.ts
+    )  # type: ignore[attr-defined]
+    card = await reply_to(slack, CHANNEL, ALLOWED, "Refresh job")
+    clock.advance(3 * 3600)
+    done = await slack.wait_for(
+        lambda: (m := slack.message(CHANNEL, card.ts)) and "COMPLETED" in text_of(m) and m
+    )
+    assert "100%" in text_of(done)
+
+
+async def test_shutdown_stops_watching_cleanly(
+    qa_bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
+) -> None:
+    await slack.send_command(
+        qa_bot.events_url, f"cancel staging {JOB_CANCELLABLE}", ALLOWED, CHANNEL
+    )
+    await reply_to(slack, CHANNEL, ALLOWED, "CANCELLING")
+    assert qa_bot.live is not None and qa_bot.live.watching
+    await qa_bot.stop()
+    assert not qa_bot.live.watching
+    polls = len(zuora_calls(zuora, "getJobOfTestEnvironment"))
+    await asyncio.sleep(0.3)
+    assert len(zuora_calls(zuora, "getJobOfTestEnvironment")) == polls
+
+
+# -- help ----------------------------------------------------------------------------------------------------------
+
+
+async def test_help_lists_commands_with_configured_aliases_for_allowed_users(
+    bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
+) -> None:
+    await slack.send_command(bot.events_url, "help", ALLOWED, CHANNEL)
+    answer = await reply_to(slack, CHANNEL, ALLOWED, "Usage")
+    for expected in ("cancel", "status", "jobs", "envs", "refresh", "staging"):
+        assert expected in text_of(answer)
+    await slack.send_command(bot.events_url, "", STRANGER, CHANNEL)
+    refusal = await reply_to(slack, CHANNEL, STRANGER, "only `/sandbox help`")
+    assert "cancel &lt;env&gt;" not in text_of(refusal)
+    assert api_calls(zuora) == []
