@@ -362,7 +362,8 @@ async def test_shutdown_stops_watching_cleanly(
         qa_bot.events_url, f"cancel staging {JOB_CANCELLABLE}", ALLOWED, CHANNEL
     )
     await reply_to(slack, CHANNEL, ALLOWED, "CANCELLING")
-    assert qa_bot.live is not None and qa_bot.live.watching
+    assert qa_bot.live is not None
+    await slack.wait_for(lambda: qa_bot.live.watching)  # type: ignore[union-attr]
     await qa_bot.stop()
     assert not qa_bot.live.watching
     polls = len(zuora_calls(zuora, "getJobOfTestEnvironment"))
