@@ -103,6 +103,7 @@ class SlackEmulator:
         self._session: aiohttp.ClientSession | None = None
         self._host = ""
         self._port = 0
+        self._extensions: list[Callable[[web.Application], None]] = []
 
     # ---- lifecycle
 
@@ -111,6 +112,8 @@ class SlackEmulator:
         app.router.add_route("*", "/api/{method}", self._web_api.handle)
         app.router.add_post("/{kind:commands|actions}/{rest:.+}", self._response_urls.handle)
         app.router.add_get("/link/", self._socket.handle)
+        for add_routes in self._extensions:
+            add_routes(app)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, host, port).start()
@@ -159,6 +162,13 @@ class SlackEmulator:
 
     def _ws_base(self) -> str:
         return f"ws://{self._host}:{self.port}/"
+
+    def extend(self, add_routes: Callable[[web.Application], None]) -> None:
+        """Have `add_routes` add routes and hooks to the emulator's web app when it starts (the demo
+        console in `slack_console` serves next to the Web API this way)."""
+        if self._runner is not None:
+            raise RuntimeError("extend the emulator before starting it")
+        self._extensions.append(add_routes)
 
     # ---- workspace setup
 

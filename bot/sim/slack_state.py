@@ -165,6 +165,7 @@ class Workspace:
         self._messages: list[Message] = []
         self._last_ts_us = 0
         self._waiters: list[asyncio.Future[None]] = []
+        self.version = 0  # bumped by every change, so a console can ask what changed since
 
     # ---- ids and lookups
 
@@ -276,6 +277,7 @@ class Workspace:
     # ---- waiting
 
     def notify(self) -> None:
+        self.version += 1
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():

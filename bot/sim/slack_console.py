@@ -1,0 +1,365 @@
+"""A local Slack client in the browser, served by the Slack emulator next to its Web API.
+
+    emulator = SlackEmulator(bot_token=..., signing_secret=...)
+    console = SlackConsole(emulator, personas=[Persona("U0ALICE", "allowed")], channels=["C0OPS"])
+    await emulator.start()
+    console.attach(runtime.events_url)  # where typed commands and clicks are sent, signed
+
+The page (`static/console.html`, `.js`, `.css`) talks to a small JSON API under `/console/api/`:
+
+- `GET  workspace`: team, personas, channels, user and user-group names, example commands;
+- `GET  messages?channel=C&user=U[&after=V]`: what `U` sees in `C` (edits applied, their own
+  ephemeral messages marked); with `after`, waits until the workspace changed after version `V`
+  (long poll), so `chat.update` shows in place within moments;
+- `POST command {user, channel, text}`: `/sandbox …` as a signed slash command from that user;
+- `POST click {user, channel, ts, block_id, action_id}`: a signed block_actions payload for a
+  button on a message that user sees.
+
+Everything here only reads the emulator's workspace and uses its signed sender: it is the same
+emulator the end-to-end tests use, with a face.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from bot.sim.slack import SlackEmulator
+from bot.sim.slack_sender import Delivery
+from bot.sim.slack_state import JSON, Message
+
+API = "/console/api/"
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
+LONG_POLL_SECONDS = 20.0
+MAX_LONG_POLL_SECONDS = 25.0
+STATIC_TYPES = {
+    "console.html": "text/html",
+    "console.js": "text/javascript",
+    "console.css": "text/css",
+}
+# The page sets no cookies and talks only to its own origin; these headers keep it that way.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+        "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Persona:
+    """A user the console can act as; `description` says why the bot treats them as it does."""
+
+    user_id: str
+    description: str
+
+
+class ConsoleError(Exception):
+    def __init__(self, status: int, error: str) -> None:
+        super().__init__(error)
+        self.status = status
+        self.error = error
+
+
+class SlackConsole:
+    def __init__(
+        self,
+        emulator: SlackEmulator,
+        *,
+        personas: Sequence[Persona],
+        channels: Sequence[str],
+        usergroups: Mapping[str, str] | None = None,
+        hints: Iterable[str] = (),
+        title: str = "Slack console",
+        notice: str = "",
+    ) -> None:
+        """`channels`: IDs of channels the emulator knows, shown in this order. `usergroups`: ID to
+        handle, for `<!subteam^S…>` mentions. `hints`: example commands the page offers."""
+        if not personas or not channels:
+            raise ValueError("a console needs at least one persona and one channel")
+        self.emulator = emulator
+        self.personas = list(personas)
+        self.channels = list(channels)
+        self.usergroups = dict(usergroups or {})
+        self.hints = list(hints)
+        self.title = title
+        self.notice = notice
+        self.events_url: str | None = None
+        self._closing = False
+        emulator.extend(self._add_routes)
+
+    def attach(self, events_url: str) -> None:
+        """Send commands and clicks to the bot at `events_url` (its `/slack/events`)."""
+        self.events_url = events_url
+
+    @property
+    def url(self) -> str:
+        return self.emulator.base_url
+
+    # ---- routes
+
+    def _add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/", self._page)
+        app.router.add_get("/static/{name}", self._static)
+        app.router.add_get(API + "workspace", self._workspace)
+        app.router.add_get(API + "messages", self._messages)
+        app.router.add_post(API + "command", self._command)
+        app.router.add_post(API + "click", self._click)
+        app.on_shutdown.append(self._on_shutdown)
+
+    async def _on_shutdown(self, app: web.Application) -> None:
+        """Release waiting long polls, or the server would wait for them before closing."""
+        self._closing = True
+        self.emulator.workspace.notify()
+
+    async def _page(self, request: web.Request) -> web.Response:
+        return _static_file("console.html")
+
+    async def _static(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in STATIC_TYPES or name == "console.html":
+            raise web.HTTPNotFound()
+        return _static_file(name)
+
+    # ---- the JSON API
+
+    async def _workspace(self, request: web.Request) -> web.Response:
+        try:
+            _check_host(request)
+        except ConsoleError as exc:
+            return _error(exc)
+        ws = self.emulator.workspace
+        return _json(
+            {
+                "title": self.title,
+                "notice": self.notice,
+                "team": {"id": ws.team_id, "domain": ws.team_domain},
+                "bot": {"id": self.emulator.bot.user_id, "name": self.emulator.bot.name},
+                "personas": [
+                    {"id": p.user_id, "name": ws.user_name(p.user_id), "description": p.description}
+                    for p in self.personas
+                ],
+                "channels": [{"id": c, "name": self._channel_name(c)} for c in self.channels],
+                "users": {u.id: u.name for u in ws.users.values()},
+                "usergroups": self.usergroups,
+                "hints": self.hints,
+            }
+        )
+
+    async def _messages(self, request: web.Request) -> web.Response:
+        try:
+            _check_host(request)
+            channel = self._known_channel(request.query.get("channel"))
+            user = self._known_user(request.query.get("user"))
+            after = _int(request.query.get("after"), "after")
+            wait = min(
+                float(_int(request.query.get("wait"), "wait") or LONG_POLL_SECONDS),
+                MAX_LONG_POLL_SECONDS,
+            )
+        except ConsoleError as exc:
+            return _error(exc)
+        if after is not None:
+            await self._changed_after(after, wait)
+        return _json(self.view(channel, user))
+
+    async def _command(self, request: web.Request) -> web.Response:
+        try:
+            body = await _json_body(request)
+            user = self._known_user(body.get("user"))
+            channel = self._known_channel(body.get("channel"))
+            command, text = _split_command(body.get("text"))
+            delivery = await self.emulator.send_command(
+                self._events_url(), text, user, channel, command
+            )
+        except ConsoleError as exc:
+            return _error(exc)
+        except aiohttp.ClientError:
+            return _error(ConsoleError(502, "the bot is not reachable"))
+        return _json(_outcome(delivery))
+
+    async def _click(self, request: web.Request) -> web.Response:
+        try:
+            body = await _json_body(request)
+            user = self._known_user(body.get("user"))
+            channel = self._known_channel(body.get("channel"))
+            ts, block_id, action_id = (
+                _text(body.get(key), key) for key in ("ts", "block_id", "action_id")
+            )
+            message = self.emulator.workspace.find(channel, ts, ephemeral=None)
+            if message is None or message.ephemeral_for not in (None, user):
+                raise ConsoleError(404, "no such message")
+            if not has_button(message.blocks, block_id, action_id):
+                raise ConsoleError(404, "no such button on that message")
+            delivery = await self.emulator.send_block_action(
+                self._events_url(),
+                user,
+                action_id,
+                None,  # the button's own value, as Slack sends it
+                channel,
+                ts,
+                block_id=block_id,
+            )
+        except ConsoleError as exc:
+            return _error(exc)
+        except aiohttp.ClientError:
+            return _error(ConsoleError(502, "the bot is not reachable"))
+        return _json(_outcome(delivery))
+
+    # ---- what a user sees
+
+    def view(self, channel: str, user: str) -> JSON:
+        """The messages `user` sees in `channel`, oldest first, and how many each channel holds."""
+        ws = self.emulator.workspace
+        return {
+            "version": ws.version,
+            "channel": channel,
+            "user": user,
+            "messages": [self._message(m) for m in ws.messages(channel) if _sees(user, m)],
+            "counts": {c: sum(1 for m in ws.messages(c) if _sees(user, m)) for c in self.channels},
+        }
+
+    def _message(self, message: Message) -> JSON:
+        ws = self.emulator.workspace
+        user = ws.users.get(message.user)
+        return {
+            "ts": message.ts,
+            "user": message.user,
+            "user_name": ws.user_name(message.user),
+            "is_bot": bool(message.bot_id) or bool(user and user.is_bot),
+            "text": message.text,
+            "blocks": message.blocks,
+            "attachments": message.attachments,
+            "thread_ts": message.thread_ts if message.is_reply else None,
+            "ephemeral": message.is_ephemeral,
+            "edited": bool(message.edits),
+        }
+
+    async def _changed_after(self, version: int, wait: float) -> None:
+        ws = self.emulator.workspace
+        with contextlib.suppress(TimeoutError):  # nothing changed: the page asks again
+            await ws.wait_for(
+                lambda: ws.version > version or self._closing, wait, "a change in the workspace"
+            )
+
+    # ---- validation
+
+    def _known_user(self, value: object) -> str:
+        if not any(p.user_id == value for p in self.personas):
+            raise ConsoleError(400, "unknown user")
+        return str(value)
+
+    def _known_channel(self, value: object) -> str:
+        if value not in self.channels:
+            raise ConsoleError(400, "unknown channel")
+        return str(value)
+
+    def _channel_name(self, channel_id: str) -> str:
+        channel = self.emulator.workspace.channel(channel_id)
+        return channel.name if channel else channel_id.lower()
+
+    def _events_url(self) -> str:
+        if self.events_url is None:
+            raise ConsoleError(503, "no bot is attached to the console yet")
+        return self.events_url
+
+
+def has_button(blocks: list[JSON], block_id: str, action_id: str) -> bool:
+    """Whether the block `block_id` holds an element `action_id` (in elements or as accessory)."""
+    for block in blocks:
+        if block.get("block_id") != block_id:
+            continue
+        elements = list(block.get("elements") or [])
+        elements.append(block.get("accessory"))
+        if any(isinstance(e, dict) and e.get("action_id") == action_id for e in elements):
+            return True
+    return False
+
+
+def _sees(user: str, message: Message) -> bool:
+    return message.ephemeral_for in (None, user)
+
+
+def _split_command(value: object) -> tuple[str, str]:
+    """`"/sandbox jobs staging"` -> ("/sandbox", "jobs staging"): Slack sends the rest verbatim."""
+    text = _text(value, "text").strip()
+    if not text.startswith("/"):
+        raise ConsoleError(400, "type a slash command, e.g. /sandbox help")
+    command, _, rest = text.partition(" ")
+    if command != "/sandbox":
+        raise ConsoleError(400, f"{command[:40]} is not a command of this workspace")
+    return command, rest.strip()
+
+
+def _outcome(delivery: Delivery) -> JSON:
+    """What Slack would make of the bot's answer: it shows the user an error for anything but a
+    200 within 3 seconds."""
+    if delivery.timed_out:
+        return {"ok": False, "error": "operation_timeout", "status": None}
+    if delivery.status != 200:
+        return {"ok": False, "error": "dispatch_failed", "status": delivery.status}
+    return {"ok": True, "status": 200, "elapsed": round(delivery.elapsed, 3)}
+
+
+def _text(value: object, name: str) -> str:
+    if not isinstance(value, str) or not value or len(value) > 4000:
+        raise ConsoleError(400, f"{name} must be a non-empty string")
+    return value
+
+
+def _int(value: str | None, name: str) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConsoleError(400, f"{name} must be a whole number") from None
+    if number < 0:
+        raise ConsoleError(400, f"{name} must not be negative")
+    return number
+
+
+def _check_host(request: web.Request) -> None:
+    """Answer only requests addressed to a loopback name: a page on another site that resolves its
+    own name to 127.0.0.1 (DNS rebinding) gets nothing."""
+    host = request.host.rsplit(":", 1)[0] if not request.host.endswith("]") else request.host
+    if host not in LOCAL_HOSTS:
+        raise ConsoleError(403, "the console answers only on 127.0.0.1 or localhost")
+
+
+async def _json_body(request: web.Request) -> JSON:
+    """A JSON object body. Requiring the JSON content type makes a browser ask (preflight) before
+    another site's page could post here, and the console answers no preflight."""
+    _check_host(request)
+    if request.content_type != "application/json":
+        raise ConsoleError(415, "send application/json")
+    try:
+        body: Any = json.loads(await request.read())
+    except ValueError:
+        raise ConsoleError(400, "the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise ConsoleError(400, "the body must be a JSON object")
+    return body
+
+
+def _static_file(name: str) -> web.Response:
+    data = resources.files("bot.sim").joinpath("static", name).read_bytes()
+    return web.Response(
+        body=data, content_type=STATIC_TYPES[name], charset="utf-8", headers=PAGE_HEADERS
+    )
+
+
+def _json(body: JSON, status: int = 200) -> web.Response:
+    return web.json_response(body, status=status, headers={"Cache-Control": "no-store"})
+
+
+def _error(exc: ConsoleError) -> web.Response:
+    return _json({"ok": False, "error": exc.error}, exc.status)

@@ -1,0 +1,600 @@
+// The local Slack console: renders what the emulator holds and sends commands and clicks through it.
+// Every piece of text from the bot is put into the page as DOM text nodes, never as HTML.
+"use strict";
+
+const API = "/console/api/";
+
+const EMOJI = {
+  // the ones bot/blocks.py uses
+  new: "🆕", calendar: "📆", hourglass_flowing_sand: "⏳", octagonal_sign: "🛑", white_check_mark: "✅",
+  x: "❌", no_entry_sign: "🚫", arrows_counterclockwise: "🔄", grey_question: "❔", warning: "⚠️",
+  information_source: "ℹ️", no_entry: "⛔", wave: "👋", construction: "🚧",
+  // common others
+  hourglass: "⌛", clock: "🕐", stopwatch: "⏱️", alarm_clock: "⏰", spiral_calendar_pad: "🗓️", date: "📅",
+  heavy_check_mark: "✔️", ballot_box_with_check: "☑️", heavy_multiplication_x: "✖️", exclamation: "❗",
+  question: "❓", bangbang: "‼️", rotating_light: "🚨", red_circle: "🔴", large_green_circle: "🟢",
+  large_yellow_circle: "🟡", large_blue_circle: "🔵", white_circle: "⚪", black_circle: "⚫",
+  large_orange_circle: "🟠", arrows_clockwise: "🔃", repeat: "🔁", recycle: "♻️", arrow_right: "➡️",
+  arrow_forward: "▶️", fast_forward: "⏩", double_vertical_bar: "⏸️", black_square_for_stop: "⏹️",
+  rocket: "🚀", tada: "🎉", sparkles: "✨", zap: "⚡", fire: "🔥", boom: "💥", bell: "🔔", no_bell: "🔕",
+  lock: "🔒", unlock: "🔓", key: "🔑", shield: "🛡️", mag: "🔍", eyes: "👀", memo: "📝", clipboard: "📋",
+  pushpin: "📌", link: "🔗", gear: "⚙️", wrench: "🔧", hammer_and_wrench: "🛠️", package: "📦",
+  card_index_dividers: "🗂️", file_folder: "📁", robot_face: "🤖", bulb: "💡", checkered_flag: "🏁",
+  thumbsup: "👍", "+1": "👍", thumbsdown: "👎", "-1": "👎", ok_hand: "👌", raised_hand: "✋",
+  pray: "🙏", skull: "💀", ghost: "👻", stop_sign: "🛑", traffic_light: "🚥", satellite: "📡",
+  earth_americas: "🌎", globe_with_meridians: "🌐", busts_in_silhouette: "👥", bust_in_silhouette: "👤",
+  speech_balloon: "💬", mailbox: "📫", inbox_tray: "📥", outbox_tray: "📤", chart_with_upwards_trend: "📈",
+  bar_chart: "📊", heavy_plus_sign: "➕", heavy_minus_sign: "➖", soon: "🔜", back: "🔙", new_moon: "🌑",
+  sunny: "☀️", cloud: "☁️", umbrella: "☂️", snowflake: "❄️", moon: "🌔", test_tube: "🧪", broom: "🧹",
+  seedling: "🌱", inbox: "📥", smile: "😄", slightly_smiling_face: "🙂", thinking_face: "🤔",
+};
+
+const state = {
+  ws: null,
+  channel: null,
+  user: null,
+  version: null,
+  view: null,
+  poll: null,
+  seen: {},
+  echoes: [],
+};
+
+// ---- DOM helpers -------------------------------------------------------------------------------
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "style") Object.assign(node.style, value); // CSSOM: allowed by the page's CSP
+    else if (key === "text") node.textContent = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(typeof child === "string" ? document.createTextNode(child) : child);
+  }
+  return node;
+}
+
+const $ = (id) => document.getElementById(id);
+
+function decodeEntities(text) {
+  return text.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&amp;/g, "&");
+}
+
+// ---- emoji -------------------------------------------------------------------------------------
+
+const EMOJI_RE = /:([a-z0-9_+\-]+):/g;
+
+// Text with :shortcodes: as nodes; unknown shortcodes stay as typed, as in Slack.
+function withEmoji(text) {
+  const out = [];
+  let last = 0;
+  for (const match of text.matchAll(EMOJI_RE)) {
+    const glyph = EMOJI[match[1]];
+    if (!glyph) continue;
+    if (match.index > last) out.push(text.slice(last, match.index));
+    out.push(el("span", { class: "emoji", title: match[0], role: "img", "aria-label": match[1] }, glyph));
+    last = match.index + match[0].length;
+  }
+  if (last < text.length) out.push(text.slice(last));
+  return out;
+}
+
+// ---- Slack dates -------------------------------------------------------------------------------
+
+function ordinal(day) {
+  const tens = day % 100;
+  if (tens >= 11 && tens <= 13) return `${day}th`;
+  return `${day}${{ 1: "st", 2: "nd", 3: "rd" }[day % 10] || "th"}`;
+}
+
+function dayOffset(date) {
+  const start = (d) => new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
+  return Math.round((start(date) - start(new Date())) / 86400000);
+}
+
+function ago(date) {
+  const seconds = Math.round((date.getTime() - Date.now()) / 1000);
+  const rtf = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+  const units = [["year", 31536000], ["month", 2592000], ["day", 86400], ["hour", 3600], ["minute", 60]];
+  for (const [unit, size] of units) {
+    if (Math.abs(seconds) >= size) return rtf.format(Math.round(seconds / size), unit);
+  }
+  return rtf.format(seconds, "second");
+}
+
+// `<!date^epoch^format|fallback>` in the reader's time zone, like Slack's clients.
+function formatSlackDate(epoch, format) {
+  const date = new Date(epoch * 1000);
+  const fmt = (options) => new Intl.DateTimeFormat(undefined, options).format(date);
+  const month = (style) => fmt({ month: style });
+  const plain = {
+    date_num: () => `${date.getFullYear()}-${String(date.getMonth() + 1).padStart(2, "0")}-${String(date.getDate()).padStart(2, "0")}`,
+    date: () => `${month("long")} ${ordinal(date.getDate())}, ${date.getFullYear()}`,
+    date_short: () => fmt({ month: "short", day: "numeric", year: "numeric" }),
+    date_long: () => `${fmt({ weekday: "long" })}, ${month("long")} ${ordinal(date.getDate())}, ${date.getFullYear()}`,
+    time: () => fmt({ hour: "numeric", minute: "2-digit" }),
+    time_secs: () => fmt({ hour: "numeric", minute: "2-digit", second: "2-digit" }),
+    ago: () => ago(date),
+  };
+  const pretty = (base) => () => ({ "-1": "yesterday", 0: "today", 1: "tomorrow" })[dayOffset(date)] || plain[base]();
+  const tokens = {
+    ...plain,
+    date_pretty: pretty("date"),
+    date_short_pretty: pretty("date_short"),
+    date_long_pretty: pretty("date_long"),
+  };
+  return format.replace(/\{(\w+)\}/g, (whole, token) => (tokens[token] ? tokens[token]() : whole));
+}
+
+// ---- mrkdwn ------------------------------------------------------------------------------------
+
+const INLINE = new RegExp(
+  [
+    "`([^`\\n]+)`", // 1 code
+    "<([^<>\\n]+)>", // 2 mention, date, link
+    "(?<![\\p{L}\\p{N}*])\\*(?=\\S)([^*\\n]*?\\S)\\*(?![\\p{L}\\p{N}*])", // 3 bold
+    "(?<![\\p{L}\\p{N}_])_(?=\\S)([^_\\n]*?\\S)_(?![\\p{L}\\p{N}_])", // 4 italic
+    "(?<![\\p{L}\\p{N}~])~(?=\\S)([^~\\n]*?\\S)~(?![\\p{L}\\p{N}~])", // 5 strike
+  ].join("|"),
+  "gu",
+);
+
+function safeUrl(url) {
+  return /^(https?:|mailto:)/i.test(url) ? url : null;
+}
+
+function special(body) {
+  const [target, ...labelParts] = body.split("|");
+  const label = labelParts.length ? decodeEntities(labelParts.join("|")) : null;
+  const users = state.ws ? state.ws.users : {};
+  const groups = state.ws ? state.ws.usergroups : {};
+  if (target.startsWith("@")) {
+    const id = target.slice(1);
+    return el("span", { class: "mention", title: id }, `@${users[id] || label || id}`);
+  }
+  if (target.startsWith("#")) {
+    const id = target.slice(1);
+    const channel = state.ws && state.ws.channels.find((c) => c.id === id);
+    return el("span", { class: "mention", title: id }, `#${channel ? channel.name : label || id}`);
+  }
+  if (target.startsWith("!subteam^")) {
+    const id = target.slice("!subteam^".length);
+    return el("span", { class: "mention", title: id }, `@${groups[id] || (label || id).replace(/^@/, "")}`);
+  }
+  if (target.startsWith("!date^")) {
+    const [, epoch, format, link] = target.split("^");
+    const fallback = label || body;
+    const seconds = Number(epoch);
+    const shown = Number.isFinite(seconds) && format ? formatSlackDate(seconds, format) : fallback;
+    const node = el("span", { class: "slack-date", title: fallback }, shown);
+    return link && safeUrl(link) ? el("a", { href: link, target: "_blank", rel: "noopener noreferrer" }, node) : node;
+  }
+  if (target === "!here" || target === "!channel" || target === "!everyone") {
+    return el("span", { class: "mention" }, `@${target.slice(1)}`);
+  }
+  const url = safeUrl(decodeEntities(target));
+  if (url) return el("a", { href: url, target: "_blank", rel: "noopener noreferrer" }, label || url);
+  return `<${decodeEntities(body)}>`;
+}
+
+function inline(text) {
+  const out = [];
+  let last = 0;
+  for (const m of text.matchAll(INLINE)) {
+    if (m.index > last) out.push(...withEmoji(decodeEntities(text.slice(last, m.index))));
+    if (m[1] !== undefined) out.push(el("code", {}, decodeEntities(m[1])));
+    else if (m[2] !== undefined) out.push(special(m[2]));
+    else if (m[3] !== undefined) out.push(el("b", {}, inline(m[3])));
+    else if (m[4] !== undefined) out.push(el("i", {}, inline(m[4])));
+    else if (m[5] !== undefined) out.push(el("s", {}, inline(m[5])));
+    last = m.index + m[0].length;
+  }
+  if (last < text.length) out.push(...withEmoji(decodeEntities(text.slice(last))));
+  return out;
+}
+
+function lines(text) {
+  const parts = [];
+  text.split("\n").forEach((line, i) => {
+    if (i) parts.push(el("br"));
+    parts.push(...inline(line));
+  });
+  return parts;
+}
+
+// A mrkdwn text as nodes: ```pre``` blocks, > quotes, then inline formatting.
+function mrkdwn(text) {
+  const root = el("div", { class: "mrkdwn" });
+  String(text || "").split("```").forEach((segment, i) => {
+    if (i % 2 === 1) {
+      root.append(el("pre", {}, decodeEntities(segment.replace(/^\n/, ""))));
+      return;
+    }
+    let paragraph = [];
+    let quote = [];
+    const flush = () => {
+      if (paragraph.length) root.append(el("p", {}, lines(paragraph.join("\n"))));
+      if (quote.length) root.append(el("blockquote", {}, lines(quote.join("\n"))));
+      paragraph = [];
+      quote = [];
+    };
+    for (const line of segment.split("\n")) {
+      const quoted = line.match(/^(?:&gt;|>)\s?(.*)$/);
+      if (quoted) {
+        if (paragraph.length) flush();
+        quote.push(quoted[1]);
+      } else {
+        if (quote.length) flush();
+        paragraph.push(line);
+      }
+    }
+    flush();
+  });
+  return root;
+}
+
+function textObject(obj) {
+  if (!obj) return null;
+  if (obj.type === "mrkdwn") return mrkdwn(obj.text);
+  return el("span", {}, obj.emoji === false ? obj.text : withEmoji(String(obj.text || "")));
+}
+
+function plainString(obj) {
+  return obj && obj.text ? String(obj.text) : "";
+}
+
+// ---- Block Kit ---------------------------------------------------------------------------------
+
+function element(elem, message, block) {
+  if (elem.type === "button") {
+    const style = elem.style === "primary" ? "btn btn-primary" : elem.style === "danger" ? "btn btn-danger" : "btn";
+    return el("button", {
+      class: style,
+      type: "button",
+      "data-action-id": elem.action_id,
+      onclick: (event) => clickButton(event.currentTarget, elem, message, block),
+    }, textObject(elem.text));
+  }
+  if (elem.type === "image") return el("span", { class: "element", title: elem.image_url || "" }, `[image: ${elem.alt_text || ""}]`);
+  if (elem.type === "mrkdwn" || elem.type === "plain_text") return textObject(elem);
+  const label = elem.placeholder ? plainString(elem.placeholder) : elem.type;
+  return el("span", { class: "element", title: `${elem.type} (not interactive in this console)` }, label);
+}
+
+function richText(block) {
+  const styled = (item) => {
+    let node = item.type === "emoji" ? (EMOJI[item.name] ? el("span", { class: "emoji" }, EMOJI[item.name]) : `:${item.name}:`)
+      : item.type === "link" ? (safeUrl(item.url) ? el("a", { href: item.url, target: "_blank", rel: "noopener noreferrer" }, item.text || item.url) : item.text || "")
+      : item.type === "user" ? special(`@${item.user_id}`)
+      : item.type === "usergroup" ? special(`!subteam^${item.usergroup_id}`)
+      : item.type === "channel" ? special(`#${item.channel_id}`)
+      : item.type === "date" ? el("span", { class: "slack-date" }, formatSlackDate(item.timestamp, item.format || "{date_short} {time}"))
+      : String(item.text || "");
+    const style = item.style || {};
+    if (style.code) node = el("code", {}, node);
+    if (style.bold) node = el("b", {}, node);
+    if (style.italic) node = el("i", {}, node);
+    if (style.strike) node = el("s", {}, node);
+    return node;
+  };
+  const part = (p) => {
+    const items = (p.elements || []).map(styled);
+    if (p.type === "rich_text_preformatted") return el("pre", {}, items);
+    if (p.type === "rich_text_quote") return el("blockquote", {}, items);
+    if (p.type === "rich_text_list") return el(p.style === "ordered" ? "ol" : "ul", {}, (p.elements || []).map((s) => el("li", {}, (s.elements || []).map(styled))));
+    return el("p", {}, items);
+  };
+  return el("div", { class: "mrkdwn" }, (block.elements || []).map(part));
+}
+
+function renderBlock(block, message) {
+  switch (block.type) {
+    case "header":
+      return el("div", { class: "b-header", role: "heading", "aria-level": "3" }, textObject(block.text));
+    case "section": {
+      const main = el("div", { class: "b-section-main" }, textObject(block.text));
+      if (block.fields && block.fields.length) main.append(el("div", { class: "b-fields" }, block.fields.map(textObject)));
+      return el("div", { class: "b-section" }, main, block.accessory ? element(block.accessory, message, block) : null);
+    }
+    case "context":
+      return el("div", { class: "b-context" }, (block.elements || []).map((e) => element(e, message, block)));
+    case "divider":
+      return el("hr", { class: "b-divider" });
+    case "actions":
+      return el("div", { class: "b-actions", role: "group" }, (block.elements || []).map((e) => element(e, message, block)));
+    case "image":
+      return el("div", { class: "b-image", title: block.image_url || "" }, `[image: ${block.alt_text || ""}]`);
+    case "rich_text":
+      return richText(block);
+    default:
+      return el("div", { class: "b-unsupported" }, `(a ${block.type} block: not shown by this console)`);
+  }
+}
+
+// ---- messages ----------------------------------------------------------------------------------
+
+const COLORS = ["#e8912d", "#2bac76", "#1264a3", "#9b3b9b", "#e01e5a", "#0b4c8c"];
+
+function avatar(name, isBot) {
+  const color = isBot ? "#4a154b" : COLORS[[...name].reduce((a, c) => a + c.charCodeAt(0), 0) % COLORS.length];
+  return el("div", { class: "avatar", style: { background: color }, "aria-hidden": "true" }, (name[0] || "?").toUpperCase());
+}
+
+function timeOf(ts) {
+  const date = new Date(Number(ts) * 1000);
+  return el("time", { class: "msg-time", datetime: date.toISOString(), title: date.toString() },
+    date.toLocaleTimeString(undefined, { hour: "numeric", minute: "2-digit" }));
+}
+
+function attachmentColor(color) {
+  const named = { good: "#2eb886", warning: "#daa038", danger: "#a30200" };
+  if (named[color]) return named[color];
+  if (/^#?[0-9a-f]{6}$/i.test(color || "")) return color.startsWith("#") ? color : `#${color}`;
+  return "#dddddd";
+}
+
+function renderMessage(message, isReply) {
+  const body = el("div", { class: "msg-body" },
+    el("div", { class: "msg-meta" },
+      el("span", { class: "author" }, message.user_name),
+      message.is_bot ? el("span", { class: "app-badge" }, "APP") : null,
+      timeOf(message.ts)),
+    message.ephemeral ? el("div", { class: "ephemeral-note" }, "👁 Only visible to you") : null);
+  if (message.blocks && message.blocks.length) {
+    body.append(el("div", { class: "blocks" }, message.blocks.map((b) => renderBlock(b, message))));
+  } else if (message.text) {
+    body.append(mrkdwn(message.text));
+  }
+  for (const attachment of message.attachments || []) {
+    const box = el("div", { class: "b-attachment", style: { borderLeftColor: attachmentColor(attachment.color) } });
+    if (attachment.blocks) box.append(...attachment.blocks.map((b) => renderBlock(b, message)));
+    else if (attachment.text) box.append(mrkdwn(attachment.text));
+    body.append(box);
+  }
+  return el("article", {
+    class: `msg${message.ephemeral ? " ephemeral" : ""}${isReply ? " reply" : ""}`,
+    "data-ts": message.ts,
+    "aria-label": `${message.user_name}${message.ephemeral ? " (only visible to you)" : ""}`,
+  }, avatar(message.user_name, message.is_bot), body);
+}
+
+function renderEcho(echo) {
+  return el("div", { class: "echo" }, `${echo.name} ran `, el("code", {}, echo.text));
+}
+
+function renderMessages(view) {
+  const pane = $("messages");
+  const atBottom = pane.scrollHeight - pane.scrollTop - pane.clientHeight < 40;
+  const replies = {};
+  for (const m of view.messages) if (m.thread_ts) (replies[m.thread_ts] ||= []).push(m);
+  const known = new Set(view.messages.map((m) => m.ts));
+  const items = view.messages
+    .filter((m) => !m.thread_ts || !known.has(m.thread_ts))
+    .map((m) => ({ ts: Number(m.ts), node: () => [renderMessage(m, Boolean(m.thread_ts)), ...(replies[m.ts] || []).map((r) => renderMessage(r, true))] }));
+  for (const echo of state.echoes) {
+    if (echo.channel === view.channel && echo.user === view.user) items.push({ ts: echo.ts, node: () => [renderEcho(echo)] });
+  }
+  items.sort((a, b) => a.ts - b.ts);
+  const nodes = items.flatMap((item) => item.node());
+  pane.replaceChildren(...(nodes.length ? nodes : [el("p", { class: "empty" }, "No messages here yet. Type a command below.")]));
+  if (atBottom) pane.scrollTop = pane.scrollHeight;
+}
+
+// ---- sidebar -----------------------------------------------------------------------------------
+
+function renderChannels() {
+  const counts = state.view ? state.view.counts : {};
+  $("channels").replaceChildren(...state.ws.channels.map((c) => {
+    const fresh = c.id === state.channel ? 0 : Math.max(0, (counts[c.id] || 0) - (state.seen[c.id] ?? counts[c.id] ?? 0));
+    const unread = fresh > 0;
+    return el("li", {}, el("button", {
+      type: "button",
+      class: unread ? "unread" : null,
+      "aria-current": c.id === state.channel ? "true" : "false",
+      "data-channel": c.id,
+      onclick: () => select(c.id, state.user),
+    }, el("span", {}, `# ${c.name}`), fresh ? el("span", { class: "unread-count" }, String(fresh)) : null));
+  }));
+  const channel = state.ws.channels.find((c) => c.id === state.channel);
+  $("channel-title").textContent = `# ${channel ? channel.name : state.channel}`;
+}
+
+function renderPersonas() {
+  $("personas").replaceChildren(...state.ws.personas.map((p) => el("label", { class: "persona" },
+    el("input", {
+      type: "radio",
+      name: "persona",
+      value: p.id,
+      checked: p.id === state.user,
+      onchange: () => select(state.channel, p.id),
+    }),
+    el("span", {}, el("span", { class: "persona-name" }, p.name), el("span", { class: "persona-description" }, p.description)))));
+}
+
+function renderHints() {
+  $("hints").replaceChildren(...state.ws.hints.map((hint) => el("button", {
+    class: "hint",
+    type: "button",
+    title: "Put this command in the box",
+    onclick: () => {
+      $("command").value = hint;
+      $("command").focus();
+    },
+  }, hint)));
+}
+
+// ---- talking to the console API ------------------------------------------------------------------
+
+async function postJson(path, body) {
+  const response = await fetch(API + path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  let answer = {};
+  try {
+    answer = await response.json();
+  } catch (error) {
+    answer = { ok: false, error: `HTTP ${response.status}` };
+  }
+  return answer;
+}
+
+function setStatus(text, isError) {
+  const status = $("composer-status");
+  status.textContent = text;
+  status.classList.toggle("error", Boolean(isError));
+}
+
+function failure(what, answer) {
+  if (answer.error === "operation_timeout" || answer.error === "dispatch_failed") {
+    const detail = answer.status ? ` (HTTP ${answer.status})` : "";
+    return `${what} failed with the error "${answer.error}"${detail}`;
+  }
+  return `${what}: ${answer.error || "failed"}`;
+}
+
+async function sendCommand(event) {
+  event.preventDefault();
+  const input = $("command");
+  const text = input.value.trim();
+  if (!text || text === "/sandbox") {
+    setStatus("Type a command after /sandbox, e.g. /sandbox help", true);
+    return;
+  }
+  $("send").disabled = true;
+  const persona = state.ws.personas.find((p) => p.id === state.user);
+  state.echoes.push({ channel: state.channel, user: state.user, ts: Date.now() / 1000, text, name: persona ? persona.name : state.user });
+  if (state.view) renderMessages(state.view);
+  try {
+    const answer = await postJson("command", { user: state.user, channel: state.channel, text });
+    if (answer.ok) {
+      input.value = "/sandbox ";
+      setStatus("");
+    } else {
+      setStatus(failure(text.split(" ")[0], answer), true);
+    }
+  } catch (error) {
+    setStatus("The console is not reachable. Is the demo still running?", true);
+  } finally {
+    $("send").disabled = false;
+    input.focus();
+  }
+}
+
+function confirmDialog(confirm) {
+  const dialog = $("confirm");
+  $("confirm-title").textContent = plainString(confirm.title) || "Are you sure?";
+  $("confirm-text").replaceChildren(textObject(confirm.text) || "");
+  const ok = $("confirm-ok");
+  ok.textContent = plainString(confirm.confirm) || "Yes";
+  ok.className = confirm.style === "danger" ? "btn btn-danger" : "btn btn-primary";
+  $("confirm-deny").textContent = plainString(confirm.deny) || "Cancel";
+  return new Promise((resolve) => {
+    const finish = (value) => {
+      ok.onclick = null;
+      $("confirm-deny").onclick = null;
+      dialog.onclose = null;
+      if (dialog.open) dialog.close();
+      resolve(value);
+    };
+    ok.onclick = () => finish(true);
+    $("confirm-deny").onclick = () => finish(false);
+    dialog.onclose = () => finish(false);
+    dialog.showModal();
+  });
+}
+
+async function clickButton(button, elem, message, block) {
+  if (elem.confirm && !(await confirmDialog(elem.confirm))) return;
+  if (elem.url && safeUrl(elem.url)) window.open(elem.url, "_blank", "noopener,noreferrer");
+  button.disabled = true;
+  try {
+    const answer = await postJson("click", {
+      user: state.user,
+      channel: state.channel,
+      ts: message.ts,
+      block_id: block.block_id,
+      action_id: elem.action_id,
+    });
+    setStatus(answer.ok ? "" : failure(plainString(elem.text) || "The button", answer), !answer.ok);
+  } catch (error) {
+    setStatus("The console is not reachable. Is the demo still running?", true);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// ---- selection and the long poll -----------------------------------------------------------------
+
+function select(channel, user) {
+  if (user !== state.user) state.seen = {};
+  state.channel = channel;
+  state.user = user;
+  state.version = null;
+  history.replaceState(null, "", `#channel=${encodeURIComponent(channel)}&user=${encodeURIComponent(user)}`);
+  renderChannels();
+  renderPersonas();
+  if (state.poll) state.poll.abort();
+}
+
+function setConnection(live) {
+  const node = $("connection");
+  node.textContent = live ? "live" : "reconnecting…";
+  node.className = `connection ${live ? "live" : "down"}`;
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function pollForever() {
+  for (;;) {
+    const controller = new AbortController();
+    state.poll = controller;
+    const params = new URLSearchParams({ channel: state.channel, user: state.user });
+    if (state.version !== null) params.set("after", String(state.version));
+    try {
+      const response = await fetch(`${API}messages?${params}`, { signal: controller.signal });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const view = await response.json();
+      setConnection(true);
+      if (view.channel !== state.channel || view.user !== state.user) continue;
+      state.version = view.version;
+      state.view = view;
+      state.seen[view.channel] = view.counts[view.channel] || 0;
+      for (const id of Object.keys(view.counts)) if (state.seen[id] === undefined) state.seen[id] = view.counts[id];
+      renderMessages(view);
+      renderChannels();
+    } catch (error) {
+      if (error.name === "AbortError") continue;
+      setConnection(false);
+      await sleep(1000);
+    }
+  }
+}
+
+async function start() {
+  const response = await fetch(`${API}workspace`);
+  state.ws = await response.json();
+  document.title = state.ws.title;
+  $("team-name").textContent = state.ws.title;
+  $("notice").textContent = state.ws.notice || "";
+  const wanted = new URLSearchParams(location.hash.slice(1));
+  const channel = state.ws.channels.find((c) => c.id === wanted.get("channel")) || state.ws.channels[0];
+  const user = state.ws.personas.find((p) => p.id === wanted.get("user")) || state.ws.personas[0];
+  state.channel = channel.id;
+  state.user = user.id;
+  renderHints();
+  renderChannels();
+  renderPersonas();
+  $("composer").addEventListener("submit", sendCommand);
+  pollForever();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  start().catch(() => setConnection(false));
+});

@@ -1,0 +1,599 @@
+"""The demo's server side over loopback: the console's JSON API on the Slack emulator, the demo's wiring
+and configuration, and `sandbox-bot demo` as a process."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from bot.demo import (
+    ALIASES,
+    ALLOWED_USER,
+    AUDIT_CHANNEL,
+    GROUP,
+    GROUP_USER,
+    OUTSIDER,
+    WORK_CHANNEL,
+    Demo,
+)
+from bot.sim.slack import SlackEmulator
+from bot.sim.slack_console import Persona, SlackConsole
+from bot.sim.slack_state import Message
+from bot.sim.zuora_seed import ENV_STAGING, JOB_CANCELLABLE
+
+API = "console/api/"
+STATUS = f"/sandbox status staging {JOB_CANCELLABLE}"
+STATIC = Path(__file__).resolve().parent.parent / "bot" / "sim" / "static"
+
+
+@pytest.fixture
+async def demo() -> AsyncIterator[Demo]:
+    async with Demo() as running:
+        yield running
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        yield session
+
+
+async def get(http: aiohttp.ClientSession, url: str, **params: Any) -> tuple[int, Any]:
+    async with http.get(url, params={k: str(v) for k, v in params.items()}) as response:
+        return response.status, await response.json()
+
+
+async def post(http: aiohttp.ClientSession, url: str, body: Any) -> tuple[int, Any]:
+    async with http.post(url, json=body) as response:
+        return response.status, await response.json()
+
+
+async def view(http: aiohttp.ClientSession, demo: Demo, user: str, channel: str) -> Any:
+    status, body = await get(http, demo.url + API + "messages", channel=channel, user=user)
+    assert status == 200
+    return body
+
+
+async def seen(
+    http: aiohttp.ClientSession,
+    demo: Demo,
+    user: str,
+    channel: str,
+    where: Callable[[Any], bool],
+    timeout: float = 8.0,
+) -> Any:
+    """The newest message `user` sees in `channel` that matches `where`, waiting through the long poll."""
+    deadline = time.monotonic() + timeout
+    version = None
+    while time.monotonic() < deadline:
+        params: dict[str, Any] = {"channel": channel, "user": user, "wait": 1}
+        if version is not None:
+            params["after"] = version
+        status, body = await get(http, demo.url + API + "messages", **params)
+        assert status == 200
+        version = body["version"]
+        found = [m for m in body["messages"] if where(m)]
+        if found:
+            return found[-1]
+    raise AssertionError(f"{user} never saw the message in {channel}")
+
+
+def shown(message: Any) -> str:
+    return json.dumps(message["blocks"], ensure_ascii=False) + "\n" + message["text"]
+
+
+def button(message: Any, action_id: str) -> tuple[str, dict[str, Any]]:
+    """(block_id, element) of the button `action_id` in a message of the console's view."""
+    for block in message["blocks"]:
+        for element in block.get("elements", []):
+            if element.get("action_id") == action_id:
+                return block["block_id"], element
+    raise AssertionError(f"no {action_id} button")
+
+
+async def typed(http: aiohttp.ClientSession, demo: Demo, user: str, text: str) -> Any:
+    status, body = await post(
+        http, demo.url + API + "command", {"user": user, "channel": WORK_CHANNEL, "text": text}
+    )
+    assert status == 200, body
+    return body
+
+
+# -- the page -----------------------------------------------------------------------------------------------
+
+
+async def test_page_and_its_files_are_served_with_a_strict_policy(
+    demo: Demo, http: aiohttp.ClientSession
+) -> None:
+    async with http.get(demo.url) as response:
+        assert response.status == 200
+        assert response.content_type == "text/html"
+        assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+        page = await response.text()
+    assert '<script src="/static/console.js"' in page
+    for name, kind in (("console.js", "text/javascript"), ("console.css", "text/css")):
+        async with http.get(demo.url + "static/" + name) as response:
+            assert response.status == 200
+            assert response.content_type == kind
+            assert await response.read() == (STATIC / name).read_bytes()
+    for missing in ("static/console.py", "static/..%2Fslack.py", "static/console.html"):
+        async with http.get(demo.url + missing) as response:
+            assert response.status == 404
+
+
+def test_the_page_loads_nothing_from_elsewhere_and_writes_no_html() -> None:
+    for name in ("console.html", "console.js", "console.css"):
+        text = (STATIC / name).read_text()
+        assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, re.I), name
+        assert "@import" not in text and "url(" not in text
+    script = (STATIC / "console.js").read_text()
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+        assert sink not in script
+
+
+async def test_workspace_describes_the_personas_channels_and_names(
+    demo: Demo, http: aiohttp.ClientSession
+) -> None:
+    status, workspace = await get(http, demo.url + API + "workspace")
+    assert status == 200
+    assert [p["id"] for p in workspace["personas"]] == [ALLOWED_USER, GROUP_USER, OUTSIDER]
+    assert [p["name"] for p in workspace["personas"]] == ["alice", "bob", "carol"]
+    assert [c["name"] for c in workspace["channels"]] == ["sandbox-ops", "sandbox-audit"]
+    assert workspace["usergroups"] == {GROUP: "platform-team"}
+    assert workspace["users"][demo.slack.bot.user_id] == "sandbox-bot"
+    assert STATUS in workspace["hints"]
+
+
+# -- commands, cards and clicks through the console ----------------------------------------------------------
+
+
+async def test_typed_status_shows_an_ephemeral_card_to_the_typist_only(
+    demo: Demo, http: aiohttp.ClientSession
+) -> None:
+    answer = await typed(http, demo, ALLOWED_USER, STATUS)
+    assert answer["ok"] is True
+
+    card = await seen(http, demo, ALLOWED_USER, WORK_CHANNEL, lambda m: "EXPORTING" in shown(m))
+    assert card["ephemeral"] is True
+    assert card["is_bot"] is True and card["user_name"] == "sandbox-bot"
+    assert card["blocks"][0]["type"] == "header"
+    assert JOB_CANCELLABLE in shown(card)
+    button(card, "sandbox_cancel_job")
+
+    others = await view(http, demo, GROUP_USER, WORK_CHANNEL)
+    assert others["messages"] == []
+    assert others["counts"] == {WORK_CHANNEL: 0, AUDIT_CHANNEL: 0}
+    mine = await view(http, demo, ALLOWED_USER, WORK_CHANNEL)
+    assert mine["counts"][WORK_CHANNEL] == 1
+
+
+async def test_click_and_confirm_cancels_and_the_card_changes_in_place(
+    demo: Demo, http: aiohttp.ClientSession
+) -> None:
+    await typed(http, demo, GROUP_USER, STATUS)  # allowed through the user group
+    card = await seen(http, demo, GROUP_USER, WORK_CHANNEL, lambda m: "EXPORTING" in shown(m))
+    block_id, _ = button(card, "sandbox_cancel_job")
+
+    before = (await view(http, demo, GROUP_USER, WORK_CHANNEL))["version"]
+    poll = asyncio.ensure_future(
+        get(
+            http,
+            demo.url + API + "messages",
+            channel=WORK_CHANNEL,
+            user=GROUP_USER,
+            after=before,
+            wait=5,
+        )
+    )
+    await asyncio.sleep(0.3)
+    assert not poll.done()  # the long poll waits for a change
+
+    status, answer = await post(
+        http,
+        demo.url + API + "click",
+        {
+            "user": GROUP_USER,
+            "channel": WORK_CHANNEL,
+            "ts": card["ts"],
+            "block_id": block_id,
+            "action_id": "sandbox_cancel_job",
+        },
+    )
+    assert (status, answer["ok"]) == (200, True)
+    status, changed = await asyncio.wait_for(poll, 5)
+    assert status == 200 and changed["version"] > before
+
+    updated = await seen(
+        http,
+        demo,
+        GROUP_USER,
+        WORK_CHANNEL,
+        lambda m: m["ts"] == card["ts"] and "CANCELLING" in shown(m),
+    )
+    assert updated["edited"] is True
+    assert demo.zuora.job(ENV_STAGING, JOB_CANCELLABLE)["status"] in ("CANCELLING", "CANCELLED")
+    note = await seen(http, demo, GROUP_USER, AUDIT_CHANNEL, lambda m: JOB_CANCELLABLE in shown(m))
+    assert note["ephemeral"] is False
+
+
+async def test_not_allowed_user_sees_the_refusal_and_zuora_is_not_called(
+    demo: Demo, http: aiohttp.ClientSession
+) -> None:
+    await typed(http, demo, OUTSIDER, f"/sandbox cancel staging {JOB_CANCELLABLE}")
+    refusal = await seen(
+        http, demo, OUTSIDER, WORK_CHANNEL, lambda m: "Refresh Central Sandbox" in shown(m)
+    )
+    assert refusal["ephemeral"] is True
+    assert f"<@{OUTSIDER}>" in shown(refusal)
+    assert not [r for r in demo.zuora.requests if r.operation == "performActionOfJob"]
+    assert demo.zuora.job(ENV_STAGING, JOB_CANCELLABLE)["status"] == "EXPORTING"
+    assert (await view(http, demo, ALLOWED_USER, WORK_CHANNEL))["messages"] == []
+
+
+async def test_a_click_on_what_the_user_cannot_see_is_refused(
+    demo: Demo, http: aiohttp.ClientSession
+) -> None:
+    await typed(http, demo, ALLOWED_USER, STATUS)
+    card = await seen(http, demo, ALLOWED_USER, WORK_CHANNEL, lambda m: "EXPORTING" in shown(m))
+    block_id, _ = button(card, "sandbox_cancel_job")
+    click = {
+        "user": OUTSIDER,  # the card is ephemeral to alice
+        "channel": WORK_CHANNEL,
+        "ts": card["ts"],
+        "block_id": block_id,
+        "action_id": "sandbox_cancel_job",
+    }
+    assert (await post(http, demo.url + API + "click", click))[0] == 404
+    missing = {**click, "user": ALLOWED_USER, "action_id": "sandbox_refresh_confirm"}
+    assert (await post(http, demo.url + API + "click", missing))[0] == 404
+    assert not [r for r in demo.zuora.requests if r.operation == "performActionOfJob"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error"),
+    [
+        (
+            {"user": "U0NOBODY", "channel": WORK_CHANNEL, "text": "/sandbox help"},
+            400,
+            "unknown user",
+        ),
+        (
+            {"user": ALLOWED_USER, "channel": "C0OTHER", "text": "/sandbox help"},
+            400,
+            "unknown channel",
+        ),
+        ({"user": ALLOWED_USER, "channel": WORK_CHANNEL, "text": "help"}, 400, "slash command"),
+        (
+            {"user": ALLOWED_USER, "channel": WORK_CHANNEL, "text": "/deploy x"},
+            400,
+            "not a command",
+        ),
+        ({"user": ALLOWED_USER, "channel": WORK_CHANNEL, "text": ""}, 400, "text"),
+        (["not", "an", "object"], 400, "JSON object"),
+    ],
+)
+async def test_bad_commands_are_answered_with_a_reason(
+    demo: Demo, http: aiohttp.ClientSession, body: Any, status: int, error: str
+) -> None:
+    got, answer = await post(http, demo.url + API + "command", body)
+    assert got == status
+    assert answer["ok"] is False and error in answer["error"]
+    assert not demo.slack.calls
+
+
+async def test_only_json_from_a_loopback_name_is_accepted(
+    demo: Demo, http: aiohttp.ClientSession
+) -> None:
+    command = {"user": ALLOWED_USER, "channel": WORK_CHANNEL, "text": "/sandbox help"}
+    async with http.post(demo.url + API + "command", data=json.dumps(command)) as response:
+        assert response.status == 415  # a form post from another site's page does not qualify
+    headers = {"Host": f"evil.example:{demo.slack.port}"}
+    async with http.post(demo.url + API + "command", json=command, headers=headers) as response:
+        assert response.status == 403
+    async with http.get(demo.url + API + "workspace", headers=headers) as response:
+        assert response.status == 403
+    assert not demo.slack.calls
+    async with http.post(
+        demo.url.replace("127.0.0.1", "localhost") + API + "command", json=command
+    ) as response:
+        assert response.status == 200
+
+
+async def test_message_queries_are_validated(demo: Demo, http: aiohttp.ClientSession) -> None:
+    url = demo.url + API + "messages"
+    assert (await get(http, url, channel=WORK_CHANNEL, user="U0NOBODY"))[0] == 400
+    assert (await get(http, url, channel="C0NOPE", user=ALLOWED_USER))[0] == 400
+    assert (await get(http, url, channel=WORK_CHANNEL, user=ALLOWED_USER, after="x"))[0] == 400
+    assert (await get(http, url, channel=WORK_CHANNEL, user=ALLOWED_USER, after=-1))[0] == 400
+
+
+# -- the console against a stand-in bot: what exactly is sent ---------------------------------------------------
+
+Received = list[tuple[dict[str, str], bytes]]
+
+
+@pytest.fixture
+async def stand_in_bot() -> AsyncIterator[tuple[str, Received, dict[str, Any]]]:
+    """A server in place of the bot that records each request and answers as `behaviour` says."""
+    received: Received = []
+    behaviour: dict[str, Any] = {"status": 200, "delay": 0.0}
+
+    async def events(request: web.Request) -> web.Response:
+        received.append((dict(request.headers), await request.read()))
+        await asyncio.sleep(behaviour["delay"])
+        return web.Response(status=behaviour["status"])
+
+    app = web.Application()
+    app.router.add_post("/slack/events", events)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events", received, behaviour
+    finally:
+        await runner.cleanup()
+
+
+SECRET = "console-test-signing-secret"
+CARD = [
+    {"type": "section", "text": {"type": "mrkdwn", "text": "*a card*"}},
+    {
+        "type": "actions",
+        "block_id": "job:1",
+        "elements": [
+            {"type": "button", "action_id": "sandbox_job_status", "value": '{"env":"e","job":"j"}'}
+        ],
+    },
+]
+
+
+@pytest.fixture
+async def console() -> AsyncIterator[SlackConsole]:
+    emulator = SlackEmulator(bot_token="xoxb-console-test", signing_secret=SECRET)
+    emulator.add_user("U0ONE", "one")
+    emulator.add_channel("C0WORK", "work")
+    console = SlackConsole(emulator, personas=[Persona("U0ONE", "a user")], channels=["C0WORK"])
+    await emulator.start()
+    try:
+        yield console
+    finally:
+        await emulator.stop()
+
+
+def verified(headers: dict[str, str], body: bytes) -> dict[str, str]:
+    """The form fields of a request, after checking its Slack signature as a bot must."""
+    timestamp = headers["X-Slack-Request-Timestamp"]
+    assert abs(time.time() - int(timestamp)) < 60
+    base = b"v0:" + timestamp.encode() + b":" + body
+    expected = "v0=" + hmac.new(SECRET.encode(), base, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(headers["X-Slack-Signature"], expected)
+    return dict(parse_qsl(body.decode()))
+
+
+async def test_a_typed_command_is_a_signed_slash_command(
+    console: SlackConsole,
+    stand_in_bot: tuple[str, Received, dict[str, Any]],
+    http: aiohttp.ClientSession,
+) -> None:
+    events_url, received, _ = stand_in_bot
+    console.attach(events_url)
+    command = {"user": "U0ONE", "channel": "C0WORK", "text": "/sandbox  jobs staging "}
+    status, answer = await post(http, console.url + API + "command", command)
+    assert (status, answer["ok"]) == (200, True)
+    ((headers, body),) = received
+    fields = verified(headers, body)
+    assert fields["command"] == "/sandbox"
+    assert fields["text"] == "jobs staging"
+    assert (fields["user_id"], fields["user_name"]) == ("U0ONE", "one")
+    assert (fields["channel_id"], fields["channel_name"]) == ("C0WORK", "work")
+    assert fields["response_url"].startswith(console.emulator.base_url + "commands/")
+
+
+async def test_a_click_is_a_signed_block_actions_payload_for_that_message(
+    console: SlackConsole,
+    stand_in_bot: tuple[str, Received, dict[str, Any]],
+    http: aiohttp.ClientSession,
+) -> None:
+    events_url, received, _ = stand_in_bot
+    console.attach(events_url)
+    ws = console.emulator.workspace
+    ephemeral = ws.add_message(
+        Message("C0WORK", ws.next_ts(), "U0SANDBOT", "card", CARD, ephemeral_for="U0ONE")
+    )
+    public = ws.add_message(Message("C0WORK", ws.next_ts(), "U0SANDBOT", "card", CARD))
+
+    for message in (ephemeral, public):
+        click = {
+            "user": "U0ONE",
+            "channel": "C0WORK",
+            "ts": message.ts,
+            "block_id": "job:1",
+            "action_id": "sandbox_job_status",
+        }
+        status, answer = await post(http, console.url + API + "click", click)
+        assert (status, answer["ok"]) == (200, True)
+        headers, body = received[-1]
+        payload = json.loads(verified(headers, body)["payload"])
+        assert payload["type"] == "block_actions"
+        assert payload["user"]["id"] == "U0ONE"
+        assert payload["container"] == {
+            "type": "message",
+            "message_ts": message.ts,
+            "channel_id": "C0WORK",
+            "is_ephemeral": message.is_ephemeral,
+        }
+        assert ("message" in payload) is not message.is_ephemeral
+        (action,) = payload["actions"]
+        assert (action["action_id"], action["block_id"]) == ("sandbox_job_status", "job:1")
+        assert action["value"] == '{"env":"e","job":"j"}'
+        assert payload["response_url"].startswith(console.emulator.base_url + "actions/")
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "error"),
+    [({"status": 401}, "dispatch_failed"), ({"delay": 3.5}, "operation_timeout")],
+)
+async def test_a_bot_that_fails_or_is_slow_is_reported_like_slack_does(
+    console: SlackConsole,
+    stand_in_bot: tuple[str, Received, dict[str, Any]],
+    http: aiohttp.ClientSession,
+    behaviour: dict[str, Any],
+    error: str,
+) -> None:
+    events_url, _, current = stand_in_bot
+    current.update(behaviour)
+    console.attach(events_url)
+    command = {"user": "U0ONE", "channel": "C0WORK", "text": "/sandbox help"}
+    status, answer = await post(http, console.url + API + "command", command)
+    assert status == 200
+    assert (answer["ok"], answer["error"]) == (False, error)
+
+
+async def test_no_bot_attached_or_reachable(
+    console: SlackConsole, http: aiohttp.ClientSession
+) -> None:
+    command = {"user": "U0ONE", "channel": "C0WORK", "text": "/sandbox help"}
+    assert (await post(http, console.url + API + "command", command))[0] == 503
+    console.attach("http://127.0.0.1:9/slack/events")  # discard port: nothing listens
+    status, answer = await post(http, console.url + API + "command", command)
+    assert (status, answer["error"]) == (502, "the bot is not reachable")
+
+
+async def test_stopping_releases_a_waiting_long_poll(console: SlackConsole) -> None:
+    async with aiohttp.ClientSession() as session:
+        url = console.url + API + "messages"
+        params = {"channel": "C0WORK", "user": "U0ONE", "after": "1000000", "wait": "25"}
+        poll = asyncio.ensure_future(session.get(url, params=params))
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        await console.emulator.stop()
+        response = await asyncio.wait_for(poll, 5)
+        assert response.status == 200
+        response.release()
+    assert time.monotonic() - started < 3
+
+
+def test_a_console_needs_someone_and_somewhere() -> None:
+    with pytest.raises(ValueError, match="persona"):
+        SlackConsole(SlackEmulator(), personas=[], channels=["C0WORK"])
+
+
+async def test_routes_are_added_only_before_start(console: SlackConsole) -> None:
+    with pytest.raises(RuntimeError, match="before starting"):
+        console.emulator.extend(lambda app: None)
+
+
+# -- the demo's configuration ---------------------------------------------------------------------------------
+
+
+async def test_the_shell_environment_does_not_reach_the_demo(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-1-real-token-from-the-shell")
+    monkeypatch.setenv("SANDBOX_ALLOWED_USERS", OUTSIDER)
+    monkeypatch.setenv("SLACK_API_URL", "https://slack.com/api/")
+    monkeypatch.setenv("ZUORA_ENTITY_ID", "real-entity")
+    async with Demo() as demo:
+        assert demo.runtime is not None
+        settings = demo.runtime.settings
+        assert settings.socket_mode is False
+        assert settings.sandbox_allowed_users == (ALLOWED_USER,)
+        assert settings.slack_api_url == demo.slack.api_url
+        assert settings.zuora_entity_id is None
+        assert settings.sandbox_notify_channel == AUDIT_CHANNEL
+        assert dict(settings.aliases) == ALIASES
+        assert demo.runtime.host == "127.0.0.1"
+        for url in (demo.url, demo.zuora.base_url, demo.runtime.events_url):
+            assert url.startswith("http://127.0.0.1:")
+
+
+async def test_each_demo_makes_up_its_own_secrets() -> None:
+    first, second = Demo(), Demo()
+    assert set(first.secrets).isdisjoint(second.secrets)
+    assert all(len(secret) >= 32 for secret in first.secrets)
+
+
+async def test_a_taken_port_is_reported(demo: Demo) -> None:
+    other = Demo(port=demo.slack.port)
+    with pytest.raises(OSError, match="in use"):
+        await other.start()
+    await other.stop()  # nothing left running; stopping again is harmless
+
+
+# -- `sandbox-bot demo` as a process ---------------------------------------------------------------------------
+
+
+async def read_line(stream: asyncio.StreamReader, timeout: float) -> str:
+    return (await asyncio.wait_for(stream.readline(), timeout)).decode()
+
+
+async def run_cli(*args: str) -> asyncio.subprocess.Process:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "ZUORA_", "SANDBOX_"))
+    }
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "demo",
+        *args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+
+
+async def stopped(process: asyncio.subprocess.Process, timeout: float = 10) -> int:
+    try:
+        return await asyncio.wait_for(process.wait(), timeout)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+
+
+@pytest.mark.parametrize("stop_with", [signal.SIGTERM, signal.SIGINT])
+async def test_cli_prints_the_url_serves_the_console_and_stops_cleanly(
+    http: aiohttp.ClientSession, stop_with: signal.Signals
+) -> None:
+    process = await run_cli("--port", "0")
+    assert process.stdout is not None and process.stderr is not None
+    try:
+        line = await read_line(process.stdout, 20)
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        assert match, line
+        async with http.get(match.group(0)) as response:
+            assert response.status == 200
+        status, workspace = await get(http, match.group(0) + API + "workspace")
+        assert status == 200 and workspace["title"] == "sandbox-bot demo"
+    finally:
+        process.send_signal(stop_with)
+    assert await stopped(process) == 0
+    rest = (await process.stdout.read()).decode()
+    assert "stopped" in rest
+    errors = (await process.stderr.read()).decode()
+    assert "Traceback" not in errors
+
+
+async def test_cli_on_a_taken_port_says_so_and_exits_1(demo: Demo) -> None:
+    process = await run_cli("--port", str(demo.slack.port))
+    assert await stopped(process, 20) == 1
+    assert process.stderr is not None
+    errors = (await process.stderr.read()).decode()
+    assert "--port" in errors and "Traceback" not in errors
