@@ -257,7 +257,7 @@ def job_card(
     if is_terminal(job.status):
         context.append("This job has ended.")
     elif job.status == JobStatus.CANCELLING:
-        context.append("Zuora is cancelling the job; this card follows it to the end.")
+        context.append("Zuora is cancelling the job.")
     if context:
         blocks.append(_context(*context))
     text = f"{job_type} job {job_id} in {env_plain(env)}: {status}"
@@ -517,7 +517,7 @@ def refresh_confirmation(
 ) -> Message:
     when = f"at {slack_date(at)}" if at else "now"
     text = (
-        f":warning: *Refresh {env_label(env)} {when}?*\n"
+        f":warning: Refresh {env_label(env)} {when}?\n"
         "A refresh replaces everything in this sandbox (data, configuration, users' work) with a fresh copy "
         "from production. It cannot be undone once it reaches its reset stage.\n"
         "Zuora allows one refresh per period: every *28 days* for a Central Sandbox (14 for a Developer Sandbox)."

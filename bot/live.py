@@ -53,8 +53,8 @@ class _Watch:
     task: asyncio.Task[None] | None = None
 
 
-# Called when a watched job ends (for the watch of issue 6 and tests); must not raise.
-OnEnded = Callable[[EnvRef, Job], Awaitable[None]]
+# Told every fresh view of a followed job (the notification card keeps up through it).
+OnJob = Callable[[EnvRef, Job, str], Awaitable[None]]
 
 
 class LiveCards:
@@ -66,10 +66,12 @@ class LiveCards:
         poll_seconds: float,
         max_watch: float = 24 * 3600,
         max_backoff: float = 300.0,
+        on_job: OnJob | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._zuora = zuora
+        self._on_job = on_job
         self._slack = slack
         self._poll = poll_seconds
         self._max_watch = max_watch
@@ -84,9 +86,11 @@ class LiveCards:
         return set(self._watches)
 
     def follow(
-        self, env: EnvRef, job_id: str, placement: Placement, *, job: Job | None = None
+        self, env: EnvRef, job_id: str, placement: Placement | None, *, job: Job | None = None
     ) -> None:
-        """Keep `placement` current; a job already followed gains a card, not a second poller."""
+        """Keep `placement` (if any) current; a job already followed gains a card, not a second poller.
+
+        With no placement the job is still polled, for `on_job` (its notification card)."""
         if self._closed or (job is not None and job.is_terminal):
             return
         key = (env.id, job_id)
@@ -95,7 +99,11 @@ class LiveCards:
             watch = _Watch(env, job_id, job)
             self._watches[key] = watch
             watch.task = asyncio.create_task(self._run(watch), name=f"live-card:{job_id}")
-        watch.placements.append(placement)
+        known = {(p.channel, p.ts) for p in watch.placements if p.ts is not None}
+        if placement is not None and (
+            placement.ts is None or (placement.channel, placement.ts) not in known
+        ):
+            watch.placements.append(placement)
 
     async def close(self) -> None:
         """Stop every poller (on shutdown); cards keep their last state and their Refresh status button."""
@@ -156,6 +164,11 @@ class LiveCards:
                     ),
                 )
                 continue
+            if self._on_job is not None:
+                try:
+                    await self._on_job(watch.env, job, track_id)
+                except Exception:
+                    log.exception("live card observer failed", extra={"job": watch.job_id})
             recovered = failures > 0
             failures, delay = 0, self._poll
             changed = _changed(watch.last, job)

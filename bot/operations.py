@@ -60,12 +60,15 @@ class Click:
 
 @dataclass(frozen=True, slots=True)
 class Follow:
-    """A job whose cards should be kept current (live cards)."""
+    """A job the reply is about: its cards are kept current (live cards) and, for an action (`announce`), its
+    notification card says who did what."""
 
     env: EnvRef
     job: Job
-    requested_by: str | None
-    notification_note: str | None = None
+    requested_by: str | None = None
+    track_id: str | None = None
+    note: str | None = None
+    announce: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +84,6 @@ class Reply:
     visibility: Visibility = "ephemeral"
     replace_original: bool = False
     replacement: Message | None = None
-    notification: Message | None = None
     follow: Follow | None = None
     is_job_card: bool = False
     outcome: str = "ok"  # for metrics: ok, usage, refused, zuora_error, duplicate, expired
@@ -253,8 +255,11 @@ class Operations:
             return Reply(
                 blocks.zuora_error(error, action="status", what=what), outcome="zuora_error"
             )
-        card = blocks.job_card(_with_id(job, job_id), env, track_id=track_id)
-        return Reply(card, "ephemeral", is_job_card=True)
+        job = _with_id(job, job_id)
+        card = blocks.job_card(job, env, track_id=track_id)
+        return Reply(
+            card, "ephemeral", follow=Follow(env, job, track_id=track_id), is_job_card=True
+        )
 
     async def _jobs(self, env: EnvRef) -> Reply:
         track_id = new_track_id()
@@ -366,16 +371,15 @@ class Operations:
         return dataclasses.replace(reply, replacement=done)
 
     def _acted(self, user_id: str, verb: str, job: Job, env: EnvRef, track_id: str) -> Reply:
-        """A job card in the channel for an action that succeeded, and the same card, with who did it, as the
-        notification (the audit trail); both followed until the job ends."""
+        """A job card in the channel for an action that succeeded; its notification card (the audit trail)
+        says who did it. Both are kept current until the job ends."""
         card = blocks.job_card(job, env, requested_by=user_id, track_id=track_id)
         note = (
             f":memo: {blocks.mention(user_id)} {verb} this job from Slack "
             f"(Zuora-Track-Id `{escape_mrkdwn(track_id)}`)."
         )
-        notification = blocks.job_card(job, env, requested_by=user_id, track_id=track_id, note=note)
-        follow = Follow(env, job, user_id, note)
-        return Reply(card, "in_channel", notification=notification, follow=follow, is_job_card=True)
+        follow = Follow(env, job, user_id, track_id, note, announce=True)
+        return Reply(card, "in_channel", follow=follow, is_job_card=True)
 
     def _env(self, env_id: str) -> EnvRef:
         alias = next((a for a, i in self._aliases.items() if i == env_id), None)

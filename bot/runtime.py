@@ -13,6 +13,8 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
 from bot.app import build_app, build_slack_client
+from bot.cards import NotificationCards
+from bot.commands import EnvRef
 from bot.config import Settings
 from bot.listeners.context import ListenerContext
 from bot.listeners.deliver import Posted
@@ -22,6 +24,7 @@ from bot.operations import Follow, Operations
 from bot.permissions import Permissions
 from bot.zuora.auth import OAuthClientCredentials
 from bot.zuora.client import ZuoraClient
+from bot.zuora.models import Job
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +73,7 @@ class Runtime:
         self.app: AsyncApp | None = None
         self.zuora: ZuoraClient | None = None
         self.live: LiveCards | None = None
+        self.notifier: NotificationCards | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -106,13 +110,20 @@ class Runtime:
             lookup=members,
         )
         operations = Operations(zuora=self.zuora, permissions=permissions, aliases=settings.aliases)
+        if settings.sandbox_notify_channel:
+            self.notifier = NotificationCards(
+                slack=slack, channel=settings.sandbox_notify_channel, aliases=settings.aliases
+            )
         self.live = LiveCards(
-            zuora=self.zuora, slack=slack, poll_seconds=settings.sandbox_poll_seconds
+            zuora=self.zuora,
+            slack=slack,
+            poll_seconds=settings.sandbox_poll_seconds,
+            on_job=self._job_seen,
         )
         ctx = ListenerContext(
             operations=operations,
             metrics=self.metrics,
-            notify_channel=settings.sandbox_notify_channel,
+            notifier=self.notifier,
             on_follow=self._follow,
         )
         signing = (
@@ -137,20 +148,25 @@ class Runtime:
             extra={"mode": "socket" if settings.socket_mode else "http", "port": self.port},
         )
 
-    async def _follow(self, follow: Follow, card: Posted | None, notice: Posted | None) -> None:
-        """Keep the cards of an action current: the one in the channel and the notification."""
-        if self.live is None or not follow.job.id:
+    async def _follow(self, follow: Follow, card: Posted | None) -> None:
+        """Keep a job's cards current: the card in the channel, if any, and its notification card."""
+        if self.live is None or not follow.job.id or follow.job.is_terminal:
             return
-        for posted, note in ((card, None), (notice, follow.notification_note)):
-            if posted is not None:
-                placement = Placement(
-                    channel=posted.channel,
-                    ts=posted.ts,
-                    response_url=posted.response_url,
-                    note=note,
-                    requested_by=follow.requested_by,
-                )
-                self.live.follow(follow.env, follow.job.id, placement, job=follow.job)
+        placement = None
+        if card is not None:
+            placement = Placement(
+                channel=card.channel,
+                ts=card.ts,
+                response_url=card.response_url,
+                requested_by=follow.requested_by,
+            )
+        announced = self.notifier is not None and self.notifier.get(follow.env.id, follow.job.id)
+        if placement is not None or announced:
+            self.live.follow(follow.env, follow.job.id, placement, job=follow.job)
+
+    async def _job_seen(self, env: EnvRef, job: Job, track_id: str) -> None:
+        if self.notifier is not None:
+            await self.notifier.publish(env, job, track_id=track_id, create=False)
 
     async def stop(self) -> None:
         self.ready = False

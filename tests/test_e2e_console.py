@@ -75,6 +75,14 @@ async def test_cancel_from_the_job_list(
     await slack.wait_for(lambda: zuora_calls(zuora, "performActionOfJob"))
     await reply_to(slack, NOTIFY, ALLOWED, "cancelled this job")
     assert zuora.job(ENV_STAGING, JOB_CANCELLABLE)["status"] == "CANCELLING"
+    # The clicker's list shows the result in place; the team gets a card in the channel.
+    await slack.wait_for(
+        lambda: (m := slack.message(CHANNEL, listing.ts)) and "CANCELLING" in text_of(m)
+    )
+    team_card = await slack.wait_for_message(
+        CHANNEL, lambda m: m.ephemeral_for is None and "CANCELLING" in text_of(m)
+    )
+    assert JOB_CANCELLABLE in text_of(team_card)
 
 
 async def test_envs_lists_environments_with_status_and_refresh_times(

@@ -15,6 +15,7 @@ from bot.blocks import (
     ACTION_REFRESH_CONFIRM,
 )
 from bot.listeners.context import ListenerContext
+from bot.listeners.deliver import Origin
 from bot.operations import Click, Reply
 
 UseCase = Callable[[Click], Awaitable[Reply]]
@@ -49,9 +50,12 @@ def register(app: AsyncApp, ctx: ListenerContext) -> None:
                 lambda: use_case(click),
                 client=client,
                 respond=respond,
-                channel_id=channel_id,
-                response_url=body.get("response_url"),
-                message_ts=message_ts,
+                origin=Origin(
+                    channel_id,
+                    body.get("response_url"),
+                    message_ts,
+                    bool((body.get("container") or {}).get("is_ephemeral")),
+                ),
             )
 
         return on_click

@@ -9,6 +9,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.commands import COMMAND, SUBCOMMANDS, normalise
 from bot.listeners.context import ListenerContext
+from bot.listeners.deliver import Origin
 
 
 def metric_name(text: str) -> str:
@@ -32,6 +33,5 @@ def register(app: AsyncApp, ctx: ListenerContext) -> None:
             lambda: ctx.operations.command(user_id, text),
             client=client,
             respond=respond,
-            channel_id=command.get("channel_id"),
-            response_url=command.get("response_url"),
+            origin=Origin(command.get("channel_id"), command.get("response_url")),
         )

@@ -1,4 +1,4 @@
-"""What the listeners share: the use cases, where notifications go, metrics, and the guard around each reply."""
+"""What the listeners share: the use cases, the notification cards, metrics, and the guard around each reply."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from slack_bolt.async_app import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import blocks
-from bot.listeners.deliver import OnFollow, deliver
+from bot.cards import NotificationCards
+from bot.listeners.deliver import OnFollow, Origin, deliver
 from bot.metrics import Metrics
 from bot.operations import Operations, Reply
 
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 class ListenerContext:
     operations: Operations
     metrics: Metrics
-    notify_channel: str | None
+    notifier: NotificationCards | None = None
     on_follow: OnFollow | None = None
 
     async def reply(
@@ -33,12 +34,10 @@ class ListenerContext:
         *,
         client: AsyncWebClient,
         respond: AsyncRespond,
-        channel_id: str | None,
-        response_url: str | None = None,
-        message_ts: str | None = None,
+        origin: Origin,
     ) -> None:
-        """Run one use case after the ack and deliver its reply. Nothing escapes: an unexpected error is logged
-        with an incident ID and the user is told, so the bot keeps serving."""
+        """Run one use case after the ack and deliver its reply. Nothing escapes: an unexpected error is
+        logged with an incident ID and the user is told, so the bot keeps serving."""
         started = time.perf_counter()
         outcome = "internal_error"
         try:
@@ -48,20 +47,17 @@ class ListenerContext:
                 reply,
                 client=client,
                 respond=respond,
-                channel_id=channel_id,
-                notify_channel=self.notify_channel,
-                response_url=response_url,
-                message_ts=message_ts,
+                origin=origin,
+                notifier=self.notifier,
                 on_follow=self.on_follow,
             )
         except Exception:
             incident = uuid.uuid4().hex[:10]
             log.exception("handling failed", extra={"command": name, "incident": incident})
             try:
+                message = blocks.internal_error("complete that request", incident)
                 await respond(
-                    response_type="ephemeral",
-                    replace_original=False,
-                    **blocks.internal_error("complete that request", incident).as_kwargs(),
+                    response_type="ephemeral", replace_original=False, **message.as_kwargs()
                 )
             except Exception:
                 log.exception(

@@ -11,6 +11,7 @@ from slack_bolt.async_app import AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.cards import NotificationCards
 from bot.operations import Follow, Reply
 
 log = logging.getLogger(__name__)
@@ -25,8 +26,18 @@ class Posted:
     response_url: str | None = None
 
 
-# Called after an action's cards are posted, so that they stay current (live cards).
-OnFollow = Callable[[Follow, Posted | None, Posted | None], Awaitable[None]]
+# Called after a reply about a job is delivered, with the channel card if there is one (live cards).
+OnFollow = Callable[[Follow, Posted | None], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where the request came from: the channel, its response_url, and the clicked message, if any."""
+
+    channel_id: str | None
+    response_url: str | None = None
+    message_ts: str | None = None
+    is_ephemeral: bool = False
 
 
 async def deliver(
@@ -34,39 +45,51 @@ async def deliver(
     *,
     client: AsyncWebClient,
     respond: AsyncRespond,
-    channel_id: str | None,
-    notify_channel: str | None,
-    response_url: str | None = None,
-    message_ts: str | None = None,
+    origin: Origin,
+    notifier: NotificationCards | None,
     on_follow: OnFollow | None = None,
 ) -> None:
     message = reply.message.as_kwargs()
+    follow = reply.follow
+    # A click on a notification card: the notifier edits that card (keeping its metadata), not response_url.
+    on_notification_card = (
+        notifier is not None
+        and follow is not None
+        and notifier.is_card(origin.channel_id, origin.message_ts)
+    )
     card: Posted | None = None
     if reply.replacement is not None:
         await respond(replace_original=True, **reply.replacement.as_kwargs())
     if reply.replace_original and reply.replacement is None:
-        await respond(replace_original=True, **message)
-        if channel_id and message_ts:
-            card = Posted(channel_id, message_ts)
-    elif reply.visibility == "in_channel" and channel_id:
-        card = await _post_in_channel(client, respond, channel_id, message, response_url)
+        if not on_notification_card:
+            await respond(replace_original=True, **message)
+            if origin.channel_id and origin.message_ts and not origin.is_ephemeral:
+                card = Posted(origin.channel_id, origin.message_ts)
+            elif origin.channel_id and follow is not None and follow.announce:
+                # An action taken from an ephemeral card or list: the clicker sees the result in place,
+                # and the team gets the card that stays current.
+                card = await _post_in_channel(
+                    client, respond, origin.channel_id, message, origin.response_url
+                )
+    elif reply.visibility == "in_channel" and origin.channel_id:
+        card = await _post_in_channel(
+            client, respond, origin.channel_id, message, origin.response_url
+        )
     else:
         await respond(response_type="ephemeral", replace_original=False, **message)
-    notice = None
-    if reply.notification is not None and notify_channel:
-        try:
-            response = await client.chat_postMessage(
-                channel=notify_channel, **reply.notification.as_kwargs()
-            )
-            notice = Posted(str(response["channel"]), str(response["ts"]))
-        except SlackApiError as error:
-            # The action itself succeeded and is in the audit log; tell the operator, not the user.
-            log.error(
-                "notification not posted",
-                extra={"channel": notify_channel, "error": error.response.get("error")},
-            )
-    if reply.follow is not None and on_follow is not None:
-        await on_follow(reply.follow, card, notice)
+    if follow is None:
+        return
+    if notifier is not None:
+        await notifier.publish(
+            follow.env,
+            follow.job,
+            note=follow.note,
+            requested_by=follow.requested_by,
+            track_id=follow.track_id,
+            create=follow.announce,
+        )
+    if on_follow is not None:
+        await on_follow(follow, card)
 
 
 async def _post_in_channel(
