@@ -205,9 +205,9 @@ async def test_block_kit_and_mrkdwn_render_as_text_never_as_html(
 
 
 def _screenshot_path() -> Path:
-    """docs/console.png when SANDBOX_BOT_SCREENSHOT=1 (to refresh the README's picture), else a temp file, so
+    """docs/console.png when UPDATE_SCREENSHOT=1 (to refresh the README's picture), else a temp file, so
     that running the tests leaves the work tree clean."""
-    if os.environ.get("SANDBOX_BOT_SCREENSHOT") == "1":
+    if os.environ.get("UPDATE_SCREENSHOT") == "1":
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         return SCREENSHOT
     return Path(tempfile.gettempdir()) / f"sandbox-bot-console-{os.getpid()}.png"
