@@ -84,6 +84,13 @@ class Settings(BaseSettings):
 
     # -- field rules ---------------------------------------------------------------------------------------------
 
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _case_insensitive(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, str):
+            return value
+        return value.strip().upper() if info.field_name == "log_level" else value.strip().lower()
+
     @field_validator("slack_bot_token")
     @classmethod
     def _bot_token(cls, value: SecretStr | None) -> SecretStr | None:
@@ -210,6 +217,10 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(
                 "SANDBOX_WATCH_ENVIRONMENTS: entries must be aliases from SANDBOX_ENVIRONMENTS, test environment IDs or 'all'"
+            )
+        if self.sandbox_watch_environments and not self.sandbox_notify_channel:
+            raise ValueError(
+                "SANDBOX_WATCH_ENVIRONMENTS: the watch announces jobs in SANDBOX_NOTIFY_CHANNEL, which is not set"
             )
         return self
 

@@ -22,6 +22,7 @@ from bot.live import LiveCards, Placement
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.operations import Follow, Operations
 from bot.permissions import Permissions
+from bot.watch import JobWatch
 from bot.zuora.auth import OAuthClientCredentials
 from bot.zuora.client import ZuoraClient
 from bot.zuora.models import Job
@@ -74,6 +75,7 @@ class Runtime:
         self.zuora: ZuoraClient | None = None
         self.live: LiveCards | None = None
         self.notifier: NotificationCards | None = None
+        self.watch: JobWatch | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -135,6 +137,14 @@ class Runtime:
             client=slack, signing_secret=None if settings.socket_mode else signing, ctx=ctx
         )
 
+        if settings.sandbox_watch_environments and self.notifier is not None:
+            self.watch = JobWatch(
+                zuora=self.zuora,
+                cards=self.notifier,
+                targets=settings.sandbox_watch_environments,
+                aliases=dict(settings.aliases),
+                interval=settings.sandbox_watch_seconds,
+            )
         await self._serve()
         if settings.socket_mode:
             assert settings.slack_app_token is not None
@@ -142,6 +152,8 @@ class Runtime:
                 self.app, settings.slack_app_token.get_secret_value()
             )
             await self._socket.connect_async()  # type: ignore[no-untyped-call]
+        if self.watch is not None:
+            self.watch.start()
         self.ready = True
         log.info(
             "sandbox-bot ready",
@@ -170,6 +182,8 @@ class Runtime:
 
     async def stop(self) -> None:
         self.ready = False
+        if self.watch is not None:
+            await self.watch.stop()
         if self.live is not None:
             await self.live.close()
         if self._socket is not None:

@@ -134,6 +134,7 @@ def test_comma_lists_tolerate_spaces_and_empty_entries(monkeypatch: pytest.Monke
             "SANDBOX_ALLOWED_USERGROUPS": "S0PLATFORM ,S0OPS",
             "SANDBOX_ENVIRONMENTS": f" staging = {ENV_A} , uat={ENV_B} ,",
             "SANDBOX_WATCH_ENVIRONMENTS": " staging , uat ",
+            "SANDBOX_NOTIFY_CHANNEL": "C0AUDIT01",
         },
     )
     s = load_settings(env_file=None)
@@ -150,6 +151,7 @@ def test_aliases_are_case_insensitive(monkeypatch: pytest.MonkeyPatch) -> None:
             **MINIMAL,
             "SANDBOX_ENVIRONMENTS": f"Staging={ENV_A}",
             "SANDBOX_WATCH_ENVIRONMENTS": "STAGING",
+            "SANDBOX_NOTIFY_CHANNEL": "C0AUDIT01",
         },
     )
     s = load_settings(env_file=None)
@@ -163,7 +165,12 @@ def test_watch_entries_may_be_aliases_ids_or_all(
 ) -> None:
     setenv(
         monkeypatch,
-        {**MINIMAL, "SANDBOX_ENVIRONMENTS": f"qa_env={ENV_A}", "SANDBOX_WATCH_ENVIRONMENTS": watch},
+        {
+            **MINIMAL,
+            "SANDBOX_ENVIRONMENTS": f"qa_env={ENV_A}",
+            "SANDBOX_WATCH_ENVIRONMENTS": watch,
+            "SANDBOX_NOTIFY_CHANNEL": "C0AUDIT01",
+        },
     )
     assert load_settings(env_file=None).sandbox_watch_environments
 
@@ -415,3 +422,19 @@ def test_describe_masks_secrets_and_lists_every_variable(monkeypatch: pytest.Mon
     assert rows["ZUORA_CLIENT_ID"].startswith("***")
     assert rows["ZUORA_BASE_URL"] == "https://rest.zuora.com"
     assert rows["SANDBOX_ALLOWED_USERS"] == "(not set)"
+
+
+def test_watch_needs_a_notification_channel(monkeypatch: pytest.MonkeyPatch) -> None:
+    setenv(monkeypatch, {**MINIMAL, "SANDBOX_WATCH_ENVIRONMENTS": "all"})
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env_file=None)
+    assert any(
+        p.startswith("SANDBOX_WATCH_ENVIRONMENTS") and "SANDBOX_NOTIFY_CHANNEL" in p
+        for p in caught.value.problems
+    )
+
+
+def test_log_level_and_format_ignore_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    setenv(monkeypatch, {**MINIMAL, "LOG_LEVEL": "debug", "LOG_FORMAT": "JSON"})
+    s = load_settings(env_file=None)
+    assert (s.log_level, s.log_format) == ("DEBUG", "json")

@@ -40,8 +40,16 @@ def test_interactivity_points_at_the_events_endpoint() -> None:
 def test_scopes_cover_every_web_api_method_the_bot_calls() -> None:
     scopes = set(load()["oauth_config"]["scopes"]["bot"])
     # chat.postMessage/chat.update: chat:write; posting where not a member: chat:write.public;
-    # usergroups.users.list: usergroups:read; the slash command: commands.
-    assert scopes == {"commands", "chat:write", "chat:write.public", "usergroups:read"}
+    # usergroups.users.list: usergroups:read; the slash command: commands; the watch reads its notification
+    # cards back after a restart with conversations.history: channels:history and groups:history.
+    assert scopes == {
+        "commands",
+        "chat:write",
+        "chat:write.public",
+        "usergroups:read",
+        "channels:history",
+        "groups:history",
+    }
 
 
 def test_socket_mode_flag_and_bot_user() -> None:

@@ -77,7 +77,10 @@ class ZuoraClient:
 
     # -- operations -------------------------------------------------------------------------------------------
 
-    async def list_test_environments(self, *, track_id: str | None = None) -> list[TestEnvironment]:
+    async def list_test_environments(
+        self, *, track_id: str | None = None, retry: RetryPolicy | None = None
+    ) -> list[TestEnvironment]:
+        """`retry` overrides the client's policy for this call (the watch retries by its next round)."""
         page = await self._call(
             "getAllTestEnvironments",
             "GET",
@@ -85,6 +88,7 @@ class ZuoraClient:
             TestEnvironmentList,
             Idempotency.READ,
             track_id,
+            retry=retry,
         )
         return page.result
 
@@ -100,7 +104,9 @@ class ZuoraClient:
             track_id,
         )
 
-    async def list_jobs(self, env_id: str, *, track_id: str | None = None) -> list[Job]:
+    async def list_jobs(
+        self, env_id: str, *, track_id: str | None = None, retry: RetryPolicy | None = None
+    ) -> list[Job]:
         page = await self._call(
             "getAllJobsOfTestEnvironment",
             "GET",
@@ -108,6 +114,7 @@ class ZuoraClient:
             JobList,
             Idempotency.READ,
             track_id,
+            retry=retry,
         )
         return page.result
 
@@ -160,6 +167,7 @@ class ZuoraClient:
         track_id: str | None,
         *,
         body: dict[str, Any] | None = None,
+        retry: RetryPolicy | None = None,
     ) -> ModelT:
         # One track ID for all attempts of one call, so Zuora support sees them as one story.
         track = validate_track_id(track_id) if track_id is not None else new_track_id()
@@ -173,7 +181,7 @@ class ZuoraClient:
             return parse_model(response, model, operation=operation, track_id=track)
 
         return await call_with_retry(
-            attempt, idempotency=idempotency, policy=self._retry, sleep=self._sleep
+            attempt, idempotency=idempotency, policy=retry or self._retry, sleep=self._sleep
         )
 
     def _encode(self, body: dict[str, Any] | None) -> tuple[bytes | None, dict[str, str]]:

@@ -1,0 +1,169 @@
+"""The watch: announce every job of the watched environments in the notification channel, however it was
+started (Zuora's UI, the API, another tool), and keep its card current until the job ends.
+
+Each round lists the jobs of each watched environment (one request per environment, no retries inside a
+round: the next round is the retry) and hands every job to `NotificationCards.publish`, which posts a card
+for a new job and edits the card of a job whose status or progress changed. Rounds run one after another,
+never two at once; a round with failures doubles the pause before the next, up to `max_backoff`.
+
+The first round after a start announces only jobs that are not terminal, so a new installation does not flood
+the channel with history. Cards announced before a restart are known again from the channel's history
+(`NotificationCards.load`): an unchanged job is not posted again, a job that changed while the bot was down
+gets its card updated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+from bot.cards import NotificationCards
+from bot.commands import EnvRef
+from bot.zuora.client import ZuoraClient
+from bot.zuora.errors import ZuoraError
+from bot.zuora.retry import NO_RETRY
+from bot.zuora.trackid import new_track_id
+
+log = logging.getLogger(__name__)
+
+ALL = "all"
+
+
+class JobWatch:
+    def __init__(
+        self,
+        *,
+        zuora: ZuoraClient,
+        cards: NotificationCards,
+        targets: Sequence[str],
+        aliases: dict[str, str],
+        interval: float,
+        max_backoff: float | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        """`targets` are aliases, environment IDs or "all", as in SANDBOX_WATCH_ENVIRONMENTS."""
+        self._zuora = zuora
+        self._cards = cards
+        self._all = any(t.lower() == ALL for t in targets)
+        self._aliases = {alias.lower(): env_id for alias, env_id in aliases.items()}
+        self._targets = [self._aliases.get(t.lower(), t) for t in targets if t.lower() != ALL]
+        self._interval = interval
+        self._max_backoff = max_backoff if max_backoff is not None else max(interval * 10, 600.0)
+        self._sleep = sleep
+        self._history_loaded = False
+        self._ignored: set[tuple[str, str]] = (
+            set()
+        )  # terminal jobs found by the first round: history
+        self._first_round = True
+        self._task: asyncio.Task[None] | None = None
+        self.rounds = 0
+        self.failed_rounds = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="job-watch")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                ok = await self.round()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("watch round failed")
+                ok = False
+            failures = 0 if ok else failures + 1
+            delay = (
+                min(self._interval * 2**failures, self._max_backoff) if failures else self._interval
+            )
+            await self._sleep(delay)
+
+    async def round(self) -> bool:
+        """One round over every watched environment. True when every call succeeded."""
+        started = time.perf_counter()
+        if not self._history_loaded:
+            try:
+                known = await self._cards.load()
+                log.info(
+                    "watch: notification cards recovered from the channel", extra={"cards": known}
+                )
+            except Exception as error:
+                # Without the history the round cannot tell announced jobs from new ones: wait and retry
+                # rather than post duplicates.
+                log.warning("watch: channel history unavailable", extra={"error": str(error)})
+                self.failed_rounds += 1
+                return False
+            self._history_loaded = True
+        environments = await self._environments()
+        if environments is None:
+            self.failed_rounds += 1
+            return False
+        ok = True
+        for env_id in environments:
+            ok = await self._watch_environment(self._cards.env(env_id)) and ok
+        if ok:
+            self._first_round = False
+        else:
+            self.failed_rounds += 1
+        self.rounds += 1
+        log.debug(
+            "watch round",
+            extra={
+                "environments": len(environments),
+                "ok": ok,
+                "seconds": round(time.perf_counter() - started, 3),
+            },
+        )
+        return ok
+
+    async def _environments(self) -> list[str] | None:
+        if not self._all:
+            return list(dict.fromkeys(self._targets))
+        try:
+            found = await self._zuora.list_test_environments(
+                track_id=new_track_id(), retry=NO_RETRY
+            )
+        except ZuoraError as error:
+            log.warning(
+                "watch: could not list environments",
+                extra={"status": error.status, "track_id": error.track_id},
+            )
+            return None
+        return list(dict.fromkeys([*(env.id for env in found if env.id), *self._targets]))
+
+    async def _watch_environment(self, env: EnvRef) -> bool:
+        track_id = new_track_id()
+        try:
+            jobs = await self._zuora.list_jobs(env.id, track_id=track_id, retry=NO_RETRY)
+        except ZuoraError as error:
+            log.warning(
+                "watch: could not list jobs",
+                extra={
+                    "env": env.id,
+                    "status": error.status,
+                    "track_id": error.track_id,
+                    "request_id": error.request_id,
+                },
+            )
+            return False
+        for job in sorted(jobs, key=lambda j: j.create_time.timestamp() if j.create_time else 0.0):
+            if not job.id:
+                continue
+            key = (env.id, job.id)
+            if key in self._ignored:
+                continue
+            if self._cards.get(env.id, job.id) is None and job.is_terminal and self._first_round:
+                self._ignored.add(key)
+                continue
+            await self._cards.publish(env, job, track_id=track_id)
+        return True
