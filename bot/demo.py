@@ -39,6 +39,7 @@ HOST = "127.0.0.1"
 # by a percent every few seconds. A cancel takes one simulated minute: 3 seconds.
 DEMO_SPEED = 20.0
 POLL_SECONDS = 3.0
+WATCH_SECONDS = 5.0
 
 WORK_CHANNEL = "C0SANDBOXOPS"
 AUDIT_CHANNEL = "C0SANDBOXAUD"
@@ -57,11 +58,13 @@ class Demo:
         port: int = 0,
         speed: float = DEMO_SPEED,
         poll_seconds: float = POLL_SECONDS,
+        watch_seconds: float | None = WATCH_SECONDS,
     ) -> None:
         """`port`: the console's (0 picks a free one); the simulator and the bot always take free ones."""
         self.port = port
         self.speed = speed
         self.poll_seconds = poll_seconds
+        self.watch_seconds = watch_seconds  # None: no watch
         self._bot_token = f"xoxb-demo-{secrets.token_hex(16)}"
         self._signing_secret = secrets.token_hex(32)
         self._zuora_client_id = secrets.token_hex(16)
@@ -142,6 +145,10 @@ class Demo:
             "sandbox_notify_channel": AUDIT_CHANNEL,
             "sandbox_poll_seconds": self.poll_seconds,
         }
+        if self.watch_seconds is not None:
+            # The watch announces every job in the audit channel, as a tenant's would be.
+            values["sandbox_watch_environments"] = "all"
+            values["sandbox_watch_seconds"] = self.watch_seconds
         for name, field in Settings.model_fields.items():
             if name not in values and name.startswith(("slack_", "zuora_", "sandbox_")):
                 values[name] = field.get_default(call_default_factory=True)

@@ -44,7 +44,8 @@ STATIC = Path(__file__).resolve().parent.parent / "bot" / "sim" / "static"
 
 @pytest.fixture
 async def demo() -> AsyncIterator[Demo]:
-    async with Demo() as running:
+    """The demo without its watch, so that only what a test does reaches Slack."""
+    async with Demo(watch_seconds=None) as running:
         yield running
 
 
@@ -597,3 +598,14 @@ async def test_cli_on_a_taken_port_says_so_and_exits_1(demo: Demo) -> None:
     assert process.stderr is not None
     errors = (await process.stderr.read()).decode()
     assert "--port" in errors and "Traceback" not in errors
+
+
+async def test_the_demo_watch_announces_running_jobs_in_the_audit_channel(
+    http: aiohttp.ClientSession,
+) -> None:
+    async with Demo(watch_seconds=0.2) as demo:
+        card = await seen(
+            http, demo, OUTSIDER, AUDIT_CHANNEL, lambda m: JOB_CANCELLABLE in shown(m)
+        )
+        assert card["ephemeral"] is False
+        assert "sandbox_cancel_job" in shown(card)
