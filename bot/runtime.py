@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 from collections.abc import Iterable
 
 import httpx
@@ -204,9 +206,16 @@ class Runtime:
         await self.stop()
 
     async def run_forever(self) -> None:
+        """Serve until SIGTERM or SIGINT, then stop cleanly: pollers and the watch end, connections close."""
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, stopping.set)
         await self.start()
         try:
-            await asyncio.Event().wait()
+            await stopping.wait()
+            log.info("sandbox-bot stopping")
         finally:
             await self.stop()
 
