@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bot.commands import EnvRef, UsageError, encode_job_value, escape_mrkdwn, usage_line
+from bot.commands import (
+    ID_PATTERN,
+    EnvRef,
+    UsageError,
+    encode_job_value,
+    escape_mrkdwn,
+    usage_line,
+)
 from bot.zuora.errors import (
     ZuoraAuthenticationError,
     ZuoraError,
@@ -117,14 +124,20 @@ def mention(user_id: str) -> str:
     return f"<@{user_id}>"
 
 
+def _mrkdwn(text: str, limit: int) -> dict[str, Any]:
+    """mrkdwn with `verbatim`: Slack then parses no bare @here/@channel/#channel in it; only our explicit
+    `<@U…>`, `<!date^…>` and `<!subteam^…>` forms (outside text is escaped, so it cannot make those)."""
+    return {"type": "mrkdwn", "text": _clip(text, limit), "verbatim": True}
+
+
 def _section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text, 3000)}}
+    return {"type": "section", "text": _mrkdwn(text, 3000)}
 
 
 def _context(*texts: str) -> Block:
     return {
         "type": "context",
-        "elements": [{"type": "mrkdwn", "text": _clip(t, 3000)} for t in texts[:10]],
+        "elements": [_mrkdwn(t, 3000) for t in texts[:10]],
     }
 
 
@@ -146,9 +159,7 @@ def _clip(text: str, limit: int) -> str:
 
 
 def _fields(pairs: Iterable[tuple[str, str]]) -> list[Block]:
-    return [
-        {"type": "mrkdwn", "text": _clip(f"*{label}*\n{value}", 2000)} for label, value in pairs
-    ][:10]
+    return [_mrkdwn(f"*{label}*\n{value}", 2000) for label, value in pairs][:10]
 
 
 def _plain(text: str) -> dict[str, Any]:
@@ -177,6 +188,13 @@ def cancel_button(env: EnvRef, job_id: str) -> Block:
             "style": "danger",
         },
     }
+
+
+def buttonable(env: EnvRef, job_id: str | None) -> bool:
+    """Buttons carry IDs that a click will validate; an ID from Zuora that would fail that gets no button."""
+    return job_id is not None and bool(
+        ID_PATTERN.fullmatch(env.id) and ID_PATTERN.fullmatch(job_id)
+    )
 
 
 def status_button(env: EnvRef, job_id: str) -> Block:
@@ -241,10 +259,10 @@ def job_card(
         }
     )
     buttons = []
-    if job.id and is_cancellable(job.status):
-        buttons.append(cancel_button(env, job.id))
-    if job.id:
-        buttons.append(status_button(env, job.id))
+    if buttonable(env, job.id) and is_cancellable(job.status):
+        buttons.append(cancel_button(env, job_id))
+    if buttonable(env, job.id):
+        buttons.append(status_button(env, job_id))
     if buttons:
         blocks.append(
             {"type": "actions", "block_id": f"job:{_clip(job_id, 200)}", "elements": buttons}
@@ -344,10 +362,11 @@ def usage_error(error: UsageError) -> Message:
 
 def refusal(user_id: str, *, reason: str, granted_by: Sequence[str]) -> Message:
     """Interface section 3: names the permission and who grants it."""
-    grantors = ", ".join(granted_by) if granted_by else "an operator of this bot"
+    holders = ", ".join(granted_by) if granted_by else "nobody yet"
     text = (
         f":no_entry: {mention(user_id)}, you do not have the *{PERMISSION}* permission in this bot, "
-        f"so Zuora was not called. {reason}\nIt is granted by {grantors}."
+        f"so Zuora was not called. {reason}\nIt is held by: {holders}. The bot's operators grant it "
+        "(SANDBOX_ALLOWED_USERS, SANDBOX_ALLOWED_USERGROUPS)."
     )
     return Message(text=f"You do not have the {PERMISSION} permission.", blocks=[_section(text)])
 
@@ -446,10 +465,10 @@ def job_list(jobs: Sequence[Job], env: EnvRef, *, track_id: str | None) -> Messa
         if is_terminal(job.status):
             line += f" · ended {slack_date(job.job_end_time)}"
         section = _section(line)
-        if job.id and is_cancellable(job.status):
-            section["accessory"] = cancel_button(env, job.id)
-        elif job.id and not is_terminal(job.status):
-            section["accessory"] = status_button(env, job.id)
+        if buttonable(env, job.id) and is_cancellable(job.status):
+            section["accessory"] = cancel_button(env, job_id)
+        elif buttonable(env, job.id) and not is_terminal(job.status):
+            section["accessory"] = status_button(env, job_id)
         blocks.append(section)
     footer = []
     if rest > 0:

@@ -13,6 +13,8 @@ from typing import Any
 _TOKEN_PATTERNS = re.compile(
     r"(xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|Bearer\s+[A-Za-z0-9._~+/=-]+)"
 )
+# A response_url lets anyone post into the conversation for 30 minutes: as good as a short-lived token.
+_RESPONSE_URLS = re.compile(r"https://hooks\.slack\.com/[^\s\"']+")
 _STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message",
     "asctime",
@@ -26,6 +28,7 @@ class Redactor:
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, "***")
+        text = _RESPONSE_URLS.sub("https://hooks.slack.com/***", text)
         return _TOKEN_PATTERNS.sub(lambda m: m.group(0).split("-", 1)[0].split()[0] + " ***", text)
 
 

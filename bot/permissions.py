@@ -46,9 +46,11 @@ class Permissions:
 
     @property
     def granted_by(self) -> list[str]:
-        """Who grants the permission, for refusal messages (user-group mentions render as the group's name)."""
-        grantors = [f"<!subteam^{group}>" for group in self._groups]
-        return [*grantors, "the bot's operators (SANDBOX_ALLOWED_USERS)"]
+        """Who holds the permission, for refusal messages (user-group mentions render as the group's name)."""
+        holders = [f"members of <!subteam^{group}>" for group in self._groups]
+        if self._users:
+            holders.append(f"{len(self._users)} listed user{'s' if len(self._users) != 1 else ''}")
+        return holders
 
     @property
     def anyone_configured(self) -> bool:

@@ -214,3 +214,39 @@ def test_any_zuora_text_yields_valid_escaped_cards(
         ]
         for text in texts:
             assert "<!" not in text.replace("<!date^", "") and "<@" not in text
+
+
+def _mrkdwn_objects(value: object) -> list[dict[str, object]]:
+    found: list[dict[str, object]] = []
+    if isinstance(value, dict):
+        if value.get("type") == "mrkdwn":
+            found.append(value)
+        for child in value.values():
+            found.extend(_mrkdwn_objects(child))
+    elif isinstance(value, list):
+        for child in value:
+            found.extend(_mrkdwn_objects(child))
+    return found
+
+
+def test_every_mrkdwn_text_is_verbatim_so_bare_here_and_channel_are_not_parsed() -> None:
+    job = make_job("QUEUED", jobType="@here REFRESH", createdById="@channel")
+    messages = [
+        blocks.job_card(job, ENV, requested_by="U1", track_id="t", note="n", warning="w"),
+        blocks.job_list([job], ENV, track_id="t"),
+        blocks.zuora_error(ZuoraServerError(operation="o", status=500), action="cancel", what="x"),
+        blocks.refusal("U1", reason="r", granted_by=[]),
+    ]
+    objects = [obj for message in messages for obj in _mrkdwn_objects(message.blocks)]
+    assert objects
+    assert all(obj.get("verbatim") is True for obj in objects)
+
+
+def test_ids_from_zuora_that_fail_the_id_rule_get_no_buttons_instead_of_an_error() -> None:
+    odd = Job(id="job/with/slashes", status="QUEUED")
+    card = blocks.job_card(odd, ENV)
+    assert_valid_blocks(card.blocks)
+    assert action_ids(card) == []
+    listing = blocks.job_list([odd], ENV, track_id=None)
+    assert_valid_blocks(listing.blocks)
+    assert "accessory" not in json.dumps(listing.blocks)

@@ -169,3 +169,11 @@ def test_configure_replaces_handlers_and_sets_levels(capsys: pytest.CaptureFixtu
 
     configure("INFO", "text")
     assert logging.getLogger("aiohttp.access").level == logging.WARNING
+
+
+def test_response_urls_are_redacted() -> None:
+    from bot.logs import Redactor
+
+    redact = Redactor()
+    text = redact("posting to https://hooks.slack.com/actions/T0/1234/AbCdEf for U1")
+    assert "AbCdEf" not in text and "https://hooks.slack.com/***" in text and "U1" in text

@@ -520,3 +520,32 @@ def test_retry_after_parses_seconds_and_http_dates() -> None:
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None
     assert parse_retry_after("-5") == 0
+
+
+async def test_corrupt_gzip_body_is_a_malformed_response_over_loopback(sleeps: Sleeps) -> None:
+    """httpx raises DecodingError (not a TransportError) for a body that claims gzip but is not."""
+    from aiohttp import web
+
+    async def broken(request: web.Request) -> web.Response:
+        return web.Response(
+            body=b"not gzip at all",
+            headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+        )
+
+    app = web.Application()
+    app.router.add_get("/test-environments/{env}/jobs/{job}", broken)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        async with httpx.AsyncClient() as client:
+            zuora = ZuoraClient(
+                base_url=base, auth=StaticToken(SecretStr("t")), http=client, sleep=sleeps
+            )
+            with pytest.raises(ZuoraMalformedResponseError) as caught:
+                await zuora.get_job(ENV, JOB, track_id="t-gz")
+        assert caught.value.track_id == "t-gz"
+    finally:
+        await runner.cleanup()

@@ -16,7 +16,7 @@ import httpx
 from pydantic import BaseModel
 
 from bot.zuora.auth import TokenSource
-from bot.zuora.errors import ZuoraError
+from bot.zuora.errors import ZuoraConnectionError, ZuoraError, ZuoraMalformedResponseError
 from bot.zuora.models import (
     Job,
     JobActionRequest,
@@ -256,6 +256,17 @@ class ZuoraClient:
                 extra={"operation": operation, "track_id": track_id, "error": type(exc).__name__},
             )
             raise error from None
+        except httpx.DecodingError:
+            # A body that claims gzip but is not: Zuora answered, but with nothing readable.
+            self._observe(operation, "malformed", started)
+            raise ZuoraMalformedResponseError(operation=operation, track_id=track_id) from None
+        except httpx.HTTPError as exc:  # anything else httpx may raise: treat as a failed exchange
+            self._observe(operation, "connection", started)
+            raise ZuoraConnectionError(
+                f"the exchange with Zuora failed ({type(exc).__name__})",
+                operation=operation,
+                track_id=track_id,
+            ) from None
         self._observe(operation, str(response.status_code), started)
         log.info(
             "zuora call",
