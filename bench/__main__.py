@@ -1,0 +1,97 @@
+"""`python -m bench [--quick] [--out PATH] [--only NAME ...]`: run the benchmarks, print a table, write JSON.
+
+Exit status 0 when every benchmark ran and behaved (every request acked, every job ended, nothing left in
+flight); 1 when a behavioural check failed. Speeds are reported, never judged: machines are shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import ack, memory, zuora_client
+from bench.report import format_table, problems, rows
+
+BENCHMARKS: dict[str, tuple[Callable[[bool], Awaitable[dict[str, Any]]], str]] = {
+    "ack_latency": (
+        lambda quick: ack.run(ack.QUICK if quick else ack.AckConfig()),
+        "ack latency under load, bot vs bare Bolt app",
+    ),
+    "zuora_client": (
+        lambda quick: zuora_client.run(
+            zuora_client.QUICK if quick else zuora_client.ClientConfig()
+        ),
+        "ZuoraClient.get_job vs raw httpx",
+    ),
+    "memory": (
+        lambda quick: memory.run(memory.QUICK if quick else memory.MemoryConfig()),
+        "tracemalloc peak, bot cancels vs bare acks",
+    ),
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a handful of requests each (CI)")
+    parser.add_argument(
+        "--out", type=Path, help="JSON results file (default: latest.json in a new temp dir)"
+    )
+    parser.add_argument(
+        "--only", action="append", choices=sorted(BENCHMARKS), help="run only these (repeatable)"
+    )
+    return parser.parse_args(argv)
+
+
+async def run_all(names: list[str], quick: bool) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for name in names:
+        run, label = BENCHMARKS[name]
+        print(f"running {name}: {label} ...", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        results[name] = await run(quick)
+        results[name]["seconds"] = time.perf_counter() - started
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    names = args.only or list(BENCHMARKS)
+    started = time.perf_counter()
+    benchmarks = asyncio.run(run_all(names, args.quick))
+    seconds = time.perf_counter() - started
+    found = problems(benchmarks)
+    document = {
+        "meta": {
+            "when": datetime.now(UTC).isoformat(timespec="seconds"),
+            "quick": args.quick,
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "seconds": seconds,
+        },
+        "benchmarks": benchmarks,
+        "problems": found,
+    }
+    out: Path = args.out or Path(tempfile.mkdtemp(prefix="sandbox-bot-bench-")) / "latest.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(document, indent=2) + "\n")
+
+    print(format_table(rows(benchmarks)))
+    print(f"\n{seconds:.1f} s; ratios are bot side / baseline; results in {out}")
+    for problem in found:
+        print(f"CHECK FAILED: {problem}")
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""The benchmarks still run: `python -m bench --quick` once, then its results checked for structure and behaviour.
+
+No speed is asserted, and no ratio threshold, except one property: with Zuora taking 1 s, the bot's p95 ack
+is below 1 s, because the bot acks before it calls Zuora.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import ack, memory, zuora_client
+from bench.__main__ import main
+from bench.common import percentile, summarize
+from bench.report import format_table, problems, rows
+
+BENCHMARKS = {"ack_latency", "zuora_client", "memory"}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict[str, Any], str]:
+    """One quick run of every benchmark through the command line entry point."""
+    out = tmp_path_factory.mktemp("bench") / "nested" / "latest.json"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(io.StringIO()):
+        status = main(["--quick", "--out", str(out)])
+    return status, json.loads(Path(out).read_text()), printed.getvalue()
+
+
+@pytest.fixture(scope="module")
+def results(run: tuple[int, dict[str, Any], str]) -> dict[str, Any]:
+    benchmarks: dict[str, Any] = run[1]["benchmarks"]
+    return benchmarks
+
+
+def test_every_benchmark_runs_and_the_run_is_clean(run: tuple[int, dict[str, Any], str]) -> None:
+    status, document, printed = run
+    assert status == 0
+    assert set(document["benchmarks"]) == BENCHMARKS
+    assert document["problems"] == []
+    assert document["meta"]["quick"] is True
+    assert "ratio" in printed.splitlines()[0]
+    assert "tracemalloc peak" in printed and "p95 ack" in printed
+
+
+def test_ack_bench_every_request_acked_and_handled(results: dict[str, Any]) -> None:
+    result = results["ack_latency"]
+    config = ack.QUICK
+    sent = config.requests * config.rounds
+    assert result["sent"] == sent
+    assert result["statuses"] == {"bot": {"200": sent}, "bare": {"200": sent}}
+    assert result["handled"] == sent  # every reply was delivered, not only acked
+    cancels = sum(1 for n in range(config.requests) if config.mix[n % len(config.mix)] == "cancel")
+    assert result["zuora_cancels"] == result["expected_cancels"] == cancels * config.rounds
+    assert sum(kind["count"] for kind in result["bot_by_kind"].values()) == sent
+    assert set(result["bot_by_kind"]) == set(config.mix)
+    for side in ("bot", "bare"):
+        assert result[side]["count"] == sent
+        assert 0 < result[side]["p50"] <= result[side]["p95"] <= result[side]["max"]
+    assert set(result["ratio"]) == {"p50", "p95", "max"}
+    assert len(result["drain_seconds"]) == config.rounds
+
+
+def test_the_bots_ack_does_not_wait_for_a_slow_zuora(results: dict[str, Any]) -> None:
+    result = results["ack_latency"]
+    latency = result["config"]["zuora_latency"]
+    assert latency == 1.0
+    assert result["bot"]["p95"] < latency
+    assert result["bot_p95_below_zuora_latency"] is True
+    # ...while the work itself did wait for Zuora: the replies came after its latency.
+    assert min(result["drain_seconds"]) >= latency
+
+
+def test_zuora_client_bench_counts_every_call(results: dict[str, Any]) -> None:
+    result = results["zuora_client"]
+    config = zuora_client.QUICK
+    per_side = (config.calls + config.concurrency) * config.rounds
+    assert result["calls"] == {"client": per_side, "raw": per_side}
+    assert result["simulator_get_job_requests"] == 2 * per_side
+    for side in ("client", "raw"):
+        assert result["sequential"][side]["count"] == config.calls * config.rounds
+        assert result["concurrent"][side]["count"] == config.rounds
+    assert set(result["sequential"]["ratio"]) == {"p50", "p95", "mean"}
+    assert all(value > 0 for value in result["sequential"]["ratio"].values())
+
+
+def test_memory_bench_measures_and_leaves_nothing_in_flight(results: dict[str, Any]) -> None:
+    result = results["memory"]
+    k = memory.QUICK.requests
+    assert result["sent"] == k
+    assert result["statuses"] == {"bot": {"200": k}, "bare": {"200": k}}
+    assert result["jobs_cancelled"] == k
+    for side in ("bot", "bare"):
+        assert result[side]["peak_bytes"] > 0
+        assert result[side]["per_request_bytes"] == result[side]["peak_bytes"] / k
+    assert result["ratio_peak"] == result["bot"]["peak_bytes"] / result["bare"]["peak_bytes"]
+    assert result["bot"]["jobs_followed_when_handled"] == k  # live cards were really running
+    assert set(result["bot"]["retained_by_owner"]) == {"bot", "simulators", "bench", "libraries"}
+    after = result["after_jobs_end"]
+    assert after["jobs_ended"] is True
+    assert after["live_watching"] == after["live_card_tasks"] == 0
+    assert after["cancels_in_flight"] == after["refreshes_in_flight"] == 0
+    assert after["background_tasks_after"] <= after["background_tasks_before"]
+    assert after["notification_cards_remembered"] == k
+
+
+def test_problems_name_what_went_wrong(results: dict[str, Any]) -> None:
+    broken = json.loads(json.dumps(results))
+    broken["ack_latency"]["statuses"]["bot"] = {
+        "200": 1,
+        "timeout": broken["ack_latency"]["sent"] - 1,
+    }
+    broken["ack_latency"]["bot_p95_below_zuora_latency"] = False
+    broken["memory"]["after_jobs_end"]["live_watching"] = 2
+    broken["zuora_client"]["simulator_get_job_requests"] -= 1
+    found = problems(broken)
+    assert len(found) == 4
+    assert any("bot app was acked" in p for p in found)
+    assert any("p95" in p for p in found)
+    assert any("live_watching is 2" in p for p in found)
+    assert any("one request per call" in p for p in found)
+    assert problems(results) == []
+
+
+def test_table_has_a_row_per_measure(results: dict[str, Any]) -> None:
+    table = rows(results)
+    assert {row[0].split()[0] for row in table} == {"ack", "zuora", "memory"}
+    text = format_table(table)
+    assert len(text.splitlines()) == len(table) + 2  # header and rule
+
+
+def test_percentile_is_nearest_rank() -> None:
+    samples = [float(n) for n in range(100, 0, -1)]
+    assert percentile(samples, 50) == 50.0
+    assert percentile(samples, 95) == 95.0
+    assert percentile(samples, 100) == 100.0
+    assert percentile([7.0], 95) == 7.0
+    assert summarize([3.0, 1.0, 2.0]) == {
+        "count": 3,
+        "p50": 2.0,
+        "p95": 3.0,
+        "max": 3.0,
+        "mean": 2.0,
+    }
+    with pytest.raises(ValueError, match="no samples"):
+        percentile([], 50)
