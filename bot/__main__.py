@@ -38,6 +38,7 @@ def _print_problems(error: ConfigError) -> None:
     print("sandbox-bot: the configuration has problems:", file=sys.stderr)
     for problem in error.problems:
         print(f"  - {problem}", file=sys.stderr)
+    print("See .env.example; `sandbox-bot demo` runs without any configuration.", file=sys.stderr)
 
 
 def _check(online: bool) -> int:
@@ -83,8 +84,16 @@ def _start(settings: Settings) -> None:
         asyncio.run(Runtime(settings).run_forever())
 
 
+def _newcomer() -> bool:
+    """A person at a terminal with neither Slack nor Zuora configured: their first run shows the demo.
+
+    Only at a terminal: a deployment whose secrets failed to mount has no terminal, and must fail fast with
+    the list of problems instead of quietly serving a demo."""
+    return sys.stdin.isatty() and _no_settings_at_all()
+
+
 def _no_settings_at_all() -> bool:
-    """True when neither Slack nor Zuora is configured: a newcomer's first run, which shows the demo."""
+    """True when neither Slack nor Zuora is configured."""
     import os
 
     from dotenv import dotenv_values
@@ -106,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check(args.online)
     if args.action == "demo":
         return _demo(args.port, args.open)
-    if args.action is None and _no_settings_at_all():
+    if args.action is None and _newcomer():
         print(
             "sandbox-bot: no Slack or Zuora settings found, so starting the demo (see README).",
             file=sys.stderr,

@@ -7,6 +7,7 @@ reaches mrkdwn, so it can never mention `@channel`, `@here` or anyone.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -282,6 +283,25 @@ def job_card(
     return Message(text=escape_mrkdwn(text), blocks=blocks)
 
 
+_REQUESTED_BY = re.compile(r"^\*Requested in Slack by\*\n<@([UW][A-Z0-9]{2,20})>$")
+
+
+def requested_by_of(card_blocks: Sequence[Any]) -> str | None:
+    """Who asked in Slack, read back from a job card this bot built (the user ID only, strictly matched)."""
+    for block in card_blocks:
+        if not isinstance(block, dict) or block.get("type") != "section":
+            continue
+        for item in block.get("fields") or []:
+            match = (
+                _REQUESTED_BY.fullmatch(str(item.get("text", "")))
+                if isinstance(item, dict)
+                else None
+            )
+            if match:
+                return match.group(1)
+    return None
+
+
 # -- errors and refusals ---------------------------------------------------------------------------------------
 
 
@@ -308,6 +328,11 @@ def _meaning(error: ZuoraError, action: str) -> str:
             else " in a minute"
         )
         return f"Zuora is limiting how fast the bot may call it. Try again{wait}."
+    if action == "refresh" and isinstance(error, ZuoraServerError | ZuoraMalformedResponseError):
+        return (
+            "The refresh may have started anyway: check `/sandbox jobs <env>` before asking again "
+            "(this confirmation will not send it twice). Give Zuora support the IDs below if in doubt."
+        )
     if isinstance(error, ZuoraServerError):
         return "Zuora had a problem on its side. Try again shortly; if it persists, give Zuora support the IDs below."
     if isinstance(error, ZuoraTimeoutError):
@@ -404,6 +429,26 @@ def action_notification(
         blocks.append(_context(f"Zuora-Track-Id `{escape_mrkdwn(track_id)}`"))
     plain = f"{actor} {verb} job {job_id} in {env_plain(env)}: now {status}"
     return Message(text=escape_mrkdwn(plain), blocks=blocks)
+
+
+def action_failed(actor: str, what: str, error: ZuoraError) -> Message:
+    """Audit line for an action that Zuora did not carry out. `what` is mrkdwn built from escaped values."""
+    answer = f"HTTP {error.status}" if error.status is not None else "no answer"
+    reasons = "; ".join(
+        escape_mrkdwn(_clip(f"{r.code} {r.message}".strip(), 300)) for r in error.reasons[:3]
+    )
+    text = f":x: {mention(actor)} tried to {what}: {escape_mrkdwn(error.summary)} ({answer})"
+    if reasons:
+        text += f": {reasons}"
+    ids = [
+        f"Zuora-Track-Id `{escape_mrkdwn(error.track_id)}`"
+        if error.track_id
+        else "no Zuora-Track-Id"
+    ]
+    if error.request_id:
+        ids.append(f"Zuora-Request-Id `{escape_mrkdwn(error.request_id)}`")
+    plain = f"{actor} tried to act on Zuora: {error.summary} ({answer})"
+    return Message(text=escape_mrkdwn(plain), blocks=[_section(text), _context(" · ".join(ids))])
 
 
 def help_message(*, allowed: bool, aliases: Mapping[str, str], usage: str) -> Message:

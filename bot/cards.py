@@ -1,21 +1,26 @@
-"""Notification cards: one job card per job in SANDBOX_NOTIFY_CHANNEL, updated in place.
+"""Notification cards: one job card per job in SANDBOX_NOTIFY_CHANNEL, updated in place, and the audit trail.
 
 Every path that knows something new about a job (an action through the bot, a live card's poll, the watch)
 calls `publish`; it posts the job's card once, edits it when its status or progress changed, and replies in its
-thread when the job ends. Each card carries Slack message metadata (event type `sandbox_job_card`: environment,
-job, status) so that after a restart `load` rebuilds what was announced from the channel's own history. That
-keeps the bot free of local state, as the architecture asks (no file, no database, several replicas alike).
+thread when the job ends. Every action taken through the bot, successful or not, is also `record`ed: a line in
+the job card's thread (or in the channel when the job has no card), so the channel is the full audit trail.
+
+Each card carries Slack message metadata (event type `sandbox_job_card`: environment, job, status, progress,
+who acted) so that after a restart the cards are known again from the channel's own history, read once before the
+first card is published. That keeps the bot free of local state, as the architecture asks (no file, no
+database, several replicas alike).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import blocks
@@ -26,6 +31,8 @@ log = logging.getLogger(__name__)
 
 EVENT_TYPE = "sandbox_job_card"
 HISTORY_PAGES = 10  # 10 x 200 messages: far more than a notification channel shows between restarts
+MAX_CARDS = 5000  # beyond this, cards of ended jobs are forgotten first (they no longer change)
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 
 
 @dataclass
@@ -36,6 +43,7 @@ class CardRef:
     progress: int | None = None
     note: str | None = None
     requested_by: str | None = None
+    updated: datetime | None = None  # Zuora's updateTime of the job as shown
 
 
 Key = tuple[str, str]
@@ -54,6 +62,15 @@ def card_metadata(
     return {"event_type": EVENT_TYPE, "event_payload": payload}
 
 
+def _stale(card: CardRef, job: Job) -> bool:
+    """An older view of the job than the card shows (a watch round that raced a cancel, say)."""
+    if is_terminal(card.status) and not job.is_terminal:
+        return True
+    return (
+        card.updated is not None and job.update_time is not None and job.update_time < card.updated
+    )
+
+
 class NotificationCards:
     def __init__(self, *, slack: AsyncWebClient, channel: str, aliases: Mapping[str, str]) -> None:
         self._slack = slack
@@ -61,6 +78,7 @@ class NotificationCards:
         self._aliases = {env_id: alias for alias, env_id in aliases.items()}
         self._cards: dict[Key, CardRef] = {}
         self._lock = asyncio.Lock()
+        self._loaded = False
 
     def env(self, env_id: str) -> EnvRef:
         return EnvRef(id=env_id, alias=self._aliases.get(env_id))
@@ -70,6 +88,11 @@ class NotificationCards:
 
     def is_card(self, channel: str | None, ts: str | None) -> bool:
         return channel == self.channel and any(card.ts == ts for card in self._cards.values())
+
+    async def ensure_loaded(self) -> bool:
+        """Read the channel's history once (retried on the next call after a failure). True when done."""
+        async with self._lock:
+            return await self._load_once()
 
     async def publish(
         self,
@@ -86,9 +109,12 @@ class NotificationCards:
             return None
         key = (env.id, job.id)
         async with self._lock:
+            await self._load_once()
             card = self._cards.get(key)
             if card is None and not create:
                 return None
+            if card is not None and _stale(card, job):
+                return card
             note = note or (card.note if card else None)
             requested_by = requested_by or (card.requested_by if card else None)
             if card is not None and (card.status, card.progress, card.note) == (
@@ -101,17 +127,29 @@ class NotificationCards:
             message = blocks.job_card(
                 job, env, requested_by=requested_by, track_id=track_id, note=note
             )
-            metadata = card_metadata(env.id, job, note, requested_by)
-            card = await self._show(card, message, metadata)
-            if card is None:
+            shown = await self._show(card, message, card_metadata(env.id, job, note, requested_by))
+            if shown is None:
                 return None
-            card.status, card.progress, card.note, card.requested_by = (
-                str(job.status or ""), job.progress_percentage, note, requested_by,
-            )  # fmt: skip
-            self._cards[key] = card
+            shown.status, shown.progress, shown.note = (
+                str(job.status or ""),
+                job.progress_percentage,
+                note,
+            )
+            shown.requested_by, shown.updated = requested_by, job.update_time
+            self._cards[key] = shown
+            self._prune()
             if job.is_terminal and not was_terminal:
-                await self._reply_ended(card, job, env)
-            return card
+                await self._post(blocks.job_ended(job, env), thread_ts=shown.ts)
+            return shown
+
+    async def record(self, env: EnvRef, job_id: str | None, line: blocks.Message) -> None:
+        """An action taken through the bot: in the job card's thread, or in the channel without a card."""
+        async with self._lock:
+            await self._load_once()
+            card = self._cards.get((env.id, job_id)) if job_id else None
+            await self._post(line, thread_ts=card.ts if card else None)
+
+    # -- Slack side ----------------------------------------------------------------------------------------------
 
     async def _show(
         self, card: CardRef | None, message: blocks.Message, metadata: dict[str, Any]
@@ -122,53 +160,81 @@ class NotificationCards:
                     channel=card.channel, ts=card.ts, metadata=metadata, **message.as_kwargs()
                 )
                 return card
-            except SlackApiError as error:
+            except Exception as error:  # Slack refused, or could not be reached after its retries
                 log.warning(
                     "notification card could not be edited; posting it anew",
-                    extra={"error": error.response.get("error")},
+                    extra={"error": _slack_error(error)},
                 )
         try:
             response = await self._slack.chat_postMessage(
                 channel=self.channel, metadata=metadata, **message.as_kwargs()
             )
-        except SlackApiError as error:
+        except Exception as error:
             log.error(
                 "notification card not posted",
-                extra={"channel": self.channel, "error": error.response.get("error")},
+                extra={"channel": self.channel, "error": _slack_error(error)},
             )
             return None
         return CardRef(channel=str(response["channel"]), ts=str(response["ts"]), status=None)
 
-    async def _reply_ended(self, card: CardRef, job: Job, env: EnvRef) -> None:
+    async def _post(self, message: blocks.Message, *, thread_ts: str | None) -> None:
         try:
             await self._slack.chat_postMessage(
-                channel=card.channel, thread_ts=card.ts, **blocks.job_ended(job, env).as_kwargs()
+                channel=self.channel, thread_ts=thread_ts, **message.as_kwargs()
             )
-        except SlackApiError as error:
+        except Exception as error:
             log.warning(
-                "end of job not posted in the notification thread",
-                extra={"error": error.response.get("error")},
+                "notification not posted",
+                extra={"channel": self.channel, "error": _slack_error(error)},
             )
 
-    async def load(self) -> int:
+    def _prune(self) -> None:
+        if len(self._cards) <= MAX_CARDS:
+            return
+        for key in [k for k, card in self._cards.items() if is_terminal(card.status)]:
+            del self._cards[key]
+            if len(self._cards) <= MAX_CARDS * 3 // 4:
+                break
+
+    # -- restart ---------------------------------------------------------------------------------------------------
+
+    async def _load_once(self) -> bool:
+        if self._loaded:
+            return True
+        try:
+            count = await self._load()
+        except Exception as error:
+            log.warning(
+                "notification channel history unavailable; cards announced before the restart are unknown",
+                extra={"channel": self.channel, "error": _slack_error(error)},
+            )
+            return False
+        self._loaded = True
+        log.info("notification cards recovered from the channel", extra={"cards": count})
+        return True
+
+    async def _load(self) -> int:
         """Rebuild the announced cards from the channel's history (newest first wins). Returns how many."""
         identity = await self._slack.auth_test()
         bot_id = identity.get("bot_id")
+        if not bot_id:
+            raise RuntimeError("auth.test returned no bot_id: cannot tell the bot's own cards")
         cursor: str | None = None
         for _page in range(HISTORY_PAGES):
             response = await self._slack.conversations_history(
                 channel=self.channel, limit=200, include_all_metadata=True, cursor=cursor
             )
             for message in response.get("messages") or []:
-                self._remember(message, bot_id)
+                self._remember(message, str(bot_id))
             cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
             if not cursor:
                 break
         return len(self._cards)
 
-    def _remember(self, message: Mapping[str, Any], bot_id: str | None) -> None:
+    def _remember(self, message: Mapping[str, Any], bot_id: str) -> None:
+        """One card from the history, if it is one of ours and well formed (anything else is skipped)."""
         metadata = message.get("metadata") or {}
-        if metadata.get("event_type") != EVENT_TYPE or (bot_id and message.get("bot_id") != bot_id):
+        if metadata.get("event_type") != EVENT_TYPE or message.get("bot_id") != bot_id:
             return
         payload = metadata.get("event_payload") or {}
         env_id, job_id = str(payload.get("env", "")), str(payload.get("job", ""))
@@ -177,13 +243,25 @@ class NotificationCards:
         key = (env_id, job_id)
         if key in self._cards or message.get("thread_ts") not in (None, message.get("ts")):
             return
-        note, requested_by = payload.get("note"), payload.get("requested_by")
-        progress = payload.get("progress")
+        note, requested_by, progress = (
+            payload.get("note"),
+            payload.get("requested_by"),
+            payload.get("progress"),
+        )
         self._cards[key] = CardRef(
             channel=self.channel,
             ts=str(message.get("ts")),
             status=str(payload.get("status") or "") or None,
             progress=progress if isinstance(progress, int) else None,
-            note=str(note) if note else None,
-            requested_by=str(requested_by) if requested_by else None,
+            note=note if isinstance(note, str) and len(note) <= 1000 else None,
+            requested_by=requested_by
+            if isinstance(requested_by, str) and _USER_ID.fullmatch(requested_by)
+            else None,
         )
+
+
+def _slack_error(error: Exception) -> str:
+    response = getattr(error, "response", None)
+    if response is not None and hasattr(response, "get"):
+        return str(response.get("error"))
+    return type(error).__name__

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -24,12 +25,13 @@ from bot import blocks
 from bot.commands import EnvRef, escape_mrkdwn
 from bot.zuora.client import ZuoraClient
 from bot.zuora.errors import ZuoraError
-from bot.zuora.models import Job
+from bot.zuora.models import Job, JobStatus
 from bot.zuora.trackid import new_track_id
 
 log = logging.getLogger(__name__)
 
 RESPONSE_URL_POSTS = 4  # response_url takes 5 posts; the first one showed the card
+SCHEDULED_POLL_SECONDS = 300.0
 
 
 @dataclass
@@ -128,9 +130,16 @@ class LiveCards:
         finally:
             self._watches.pop((watch.env.id, watch.job_id), None)
 
+    def _delay_for(self, job: Job | None) -> float:
+        """A job scheduled for later changes nothing until its time: poll it every few minutes, not every
+        SANDBOX_POLL_SECONDS, so a refresh scheduled days ahead does not cost thousands of calls."""
+        if job is not None and job.status == JobStatus.SCHEDULED:
+            return max(self._poll, SCHEDULED_POLL_SECONDS)
+        return self._poll
+
     async def _poll_until_done(self, watch: _Watch) -> None:
         deadline = self._clock() + self._max_watch
-        delay = self._poll
+        delay = self._delay_for(watch.last)
         failures = 0
         while True:
             await self._sleep(delay)
@@ -170,10 +179,14 @@ class LiveCards:
                 except Exception:
                     log.exception("live card observer failed", extra={"job": watch.job_id})
             recovered = failures > 0
-            failures, delay = 0, self._poll
+            failures, delay = 0, self._delay_for(job)
             changed = _changed(watch.last, job)
             status_changed = watch.last is None or watch.last.status != job.status
             watch.last = job
+            if job.status == JobStatus.SCHEDULED and job.scheduled_refresh_time is not None:
+                # Follow a scheduled refresh until its time, then for the usual span after it.
+                wait = (job.scheduled_refresh_time - datetime.now(UTC)).total_seconds()
+                deadline = max(deadline, self._clock() + max(0.0, wait) + self._max_watch)
             if changed or recovered:
                 await self._update_all(watch, job, track_id=track_id, status_changed=status_changed)
             if job.is_terminal:
@@ -207,10 +220,10 @@ class LiveCards:
                     channel=placement.channel, ts=placement.ts, **card.as_kwargs()
                 )
                 return
-            except SlackApiError as error:
+            except Exception as error:  # refused, or Slack unreachable after the client's retries
                 log.info(
-                    "chat.update refused; posting the card anew",
-                    extra={"error": error.response.get("error")},
+                    "chat.update failed; posting the card anew",
+                    extra={"error": _slack_error(error)},
                 )
             try:
                 response = await self._slack.chat_postMessage(
@@ -218,10 +231,8 @@ class LiveCards:
                 )
                 placement.ts = str(response["ts"])
                 return
-            except SlackApiError as error:
-                log.warning(
-                    "live card could not be posted", extra={"error": error.response.get("error")}
-                )
+            except Exception as error:
+                log.warning("live card could not be posted", extra={"error": _slack_error(error)})
                 placement.ts = None
         if placement.response_url and new_message and placement.posts_left > 0:
             placement.posts_left -= 1
@@ -242,10 +253,16 @@ class LiveCards:
                 await self._slack.chat_postMessage(
                     channel=placement.channel, thread_ts=placement.ts, **ended.as_kwargs()
                 )
-            except SlackApiError as error:
-                log.warning(
-                    "end of job not posted in thread", extra={"error": error.response.get("error")}
-                )
+            except Exception as error:
+                log.warning("end of job not posted in thread", extra={"error": _slack_error(error)})
+
+
+def _slack_error(error: Exception) -> str:
+    return (
+        str(error.response.get("error"))
+        if isinstance(error, SlackApiError)
+        else type(error).__name__
+    )
 
 
 def _changed(before: Job | None, after: Job) -> bool:

@@ -35,7 +35,15 @@ from bot.commands import (
 )
 from bot.permissions import Decision, Permissions
 from bot.zuora.client import ZuoraClient
-from bot.zuora.errors import ZuoraError, ZuoraPermissionError
+from bot.zuora.errors import (
+    ZuoraAuthenticationError,
+    ZuoraError,
+    ZuoraNotFoundError,
+    ZuoraPermissionError,
+    ZuoraRateLimitedError,
+    ZuoraRejectedError,
+    ZuoraUnavailableError,
+)
 from bot.zuora.models import Job
 from bot.zuora.trackid import new_track_id
 
@@ -56,6 +64,7 @@ class Click:
     user_id: str
     value: str
     block_id: str = ""
+    requested_by: str | None = None  # from the clicked card, so a refreshed card keeps who asked
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +81,15 @@ class Follow:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditLine:
+    """One action taken through the bot, successful or not, for the notification channel."""
+
+    env: EnvRef
+    job_id: str | None
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
     """What to tell the user, where, and what else to do.
 
@@ -85,6 +103,7 @@ class Reply:
     replace_original: bool = False
     replacement: Message | None = None
     follow: Follow | None = None
+    audit: AuditLine | None = None  # an action's line in the notification channel (the audit trail)
     is_job_card: bool = False
     outcome: str = "ok"  # for metrics: ok, usage, refused, zuora_error, duplicate, expired
 
@@ -138,18 +157,22 @@ class Operations:
         refusal = await self._authorise(click.user_id, "status", env=env_id, job=job_id)
         if refusal is not None:
             return refusal
-        return _replacing(await self._status(self._env(env_id), job_id))
+        reply = await self._status(self._env(env_id), job_id, requested_by=click.requested_by)
+        return _replacing(reply)
 
     async def click_refresh_confirm(self, click: Click) -> Reply:
         try:
             env_id, at = decode_refresh_value(click.value, now=self._now())
         except UsageError as error:
             return Reply(blocks.usage_error(error), outcome="usage")
-        problem = self._confirmation_problem(click)
+        problem = self._confirmation_problem(
+            click
+        )  # also claims the confirmation: a double click stops here
         if problem is not None:
             return problem
         refusal = await self._authorise(click.user_id, "refresh", env=env_id)
         if refusal is not None:
+            self._confirmed.pop(click.block_id, None)
             return refusal
         return await self._refresh(click, self._env(env_id), at)
 
@@ -233,9 +256,11 @@ class Operations:
                 "cancel", user=user_id, env=env.id, job=job_id, outcome="error",
                 status=error.status, track_id=error.track_id, request_id=error.request_id,
             )  # fmt: skip
+            what = f"cancel {job_label}"
             return Reply(
-                blocks.zuora_error(error, action="cancel", what=f"cancel {job_label}"),
+                blocks.zuora_error(error, action="cancel", what=what),
                 outcome="zuora_error",
+                audit=AuditLine(env, job_id, blocks.action_failed(user_id, what, error)),
             )
         finally:
             del self._cancels_in_flight[key]
@@ -246,7 +271,7 @@ class Operations:
         )  # fmt: skip
         return self._acted(user_id, "cancelled", job, env, track_id)
 
-    async def _status(self, env: EnvRef, job_id: str) -> Reply:
+    async def _status(self, env: EnvRef, job_id: str, *, requested_by: str | None = None) -> Reply:
         track_id = new_track_id()
         what = f"get job `{escape_mrkdwn(job_id)}` in {blocks.env_label(env)}"
         try:
@@ -256,10 +281,9 @@ class Operations:
                 blocks.zuora_error(error, action="status", what=what), outcome="zuora_error"
             )
         job = _with_id(job, job_id)
-        card = blocks.job_card(job, env, track_id=track_id)
-        return Reply(
-            card, "ephemeral", follow=Follow(env, job, track_id=track_id), is_job_card=True
-        )
+        card = blocks.job_card(job, env, requested_by=requested_by, track_id=track_id)
+        follow = Follow(env, job, requested_by, track_id)
+        return Reply(card, "ephemeral", follow=follow, is_job_card=True)
 
     async def _jobs(self, env: EnvRef) -> Reply:
         track_id = new_track_id()
@@ -326,22 +350,29 @@ class Operations:
                 f":hourglass_flowing_sand: This refresh was already confirmed{started}; it was not started twice.",
                 "duplicate",
             )
+        # Claimed before any await, so a second click arriving meanwhile is stopped above.
+        self._confirmed[click.block_id] = (now, None)
         return None
 
     async def _refresh(self, click: Click, env: EnvRef, at: datetime | None) -> Reply:
         if env.id in self._refreshes_in_flight:
+            self._confirmed.pop(click.block_id, None)  # not sent: this confirmation stays usable
             return _notice_reply(
                 f":hourglass_flowing_sand: A refresh of {blocks.env_label(env)} is already on its way to Zuora; "
                 "this one was not sent.",
                 "duplicate",
             )
         self._refreshes_in_flight.add(env.id)
-        self._confirmed[click.block_id] = (self._now(), None)
         track_id = new_track_id()
         try:
             job = await self._zuora.create_refresh_job(env.id, scheduled_at=at, track_id=track_id)
         except ZuoraError as error:
-            del self._confirmed[click.block_id]  # nothing started: the user may try again
+            if zuora_did_not_act(error):
+                self._confirmed.pop(
+                    click.block_id, None
+                )  # nothing started: the user may confirm again
+            # Otherwise (5xx, a timeout after sending, an unreadable answer) the refresh may have started:
+            # the confirmation stays used, and the message says to check the jobs before asking again.
             audit.record(
                 "refresh", user=click.user_id, env=env.id, outcome="error", status=error.status,
                 track_id=error.track_id, request_id=error.request_id,
@@ -351,6 +382,7 @@ class Operations:
             return Reply(
                 blocks.zuora_error(error, action="refresh", what=what, hint=hint),
                 outcome="zuora_error",
+                audit=AuditLine(env, None, blocks.action_failed(click.user_id, what, error)),
             )
         finally:
             self._refreshes_in_flight.discard(env.id)
@@ -379,7 +411,16 @@ class Operations:
             f"(Zuora-Track-Id `{escape_mrkdwn(track_id)}`)."
         )
         follow = Follow(env, job, user_id, track_id, note, announce=True)
-        return Reply(card, "in_channel", follow=follow, is_job_card=True)
+        line = blocks.action_notification(
+            actor=user_id, verb=verb, job=job, env=env, track_id=track_id
+        )
+        return Reply(
+            card,
+            "in_channel",
+            follow=follow,
+            is_job_card=True,
+            audit=AuditLine(env, job.id, line),
+        )
 
     def _env(self, env_id: str) -> EnvRef:
         alias = next((a for a, i in self._aliases.items() if i == env_id), None)
@@ -404,6 +445,20 @@ def _next_refresh_hint(error: ZuoraError) -> str | None:
             when = when if when.tzinfo else when.replace(tzinfo=UTC)
             return f":calendar: Zuora says the next refresh is possible {blocks.slack_date(when)}."
     return None
+
+
+def zuora_did_not_act(error: ZuoraError) -> bool:
+    """True when the error proves Zuora did not carry the request out (so asking again cannot double it)."""
+    if isinstance(error, ZuoraUnavailableError):
+        return not error.request_sent
+    return isinstance(
+        error,
+        ZuoraRejectedError
+        | ZuoraPermissionError
+        | ZuoraNotFoundError
+        | ZuoraAuthenticationError
+        | ZuoraRateLimitedError,
+    )
 
 
 def _with_id(job: Job, job_id: str) -> Job:

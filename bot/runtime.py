@@ -77,6 +77,7 @@ class Runtime:
         self.zuora: ZuoraClient | None = None
         self.live: LiveCards | None = None
         self.notifier: NotificationCards | None = None
+        self.operations: Operations | None = None
         self.watch: JobWatch | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
@@ -84,6 +85,9 @@ class Runtime:
     async def start(self) -> None:
         settings = self.settings
         assert settings.slack_bot_token is not None, "validated by load_settings"
+        if not settings.socket_mode and settings.slack_signing_secret is None:
+            # Never serve /slack/events unverified, however the settings were built.
+            raise ValueError("HTTP mode needs SLACK_SIGNING_SECRET")
         self._http = zuora_http_client(settings)
         auth = OAuthClientCredentials(
             http=self._http,
@@ -114,6 +118,7 @@ class Runtime:
             lookup=members,
         )
         operations = Operations(zuora=self.zuora, permissions=permissions, aliases=settings.aliases)
+        self.operations = operations
         if settings.sandbox_notify_channel:
             self.notifier = NotificationCards(
                 slack=slack, channel=settings.sandbox_notify_channel, aliases=settings.aliases

@@ -4,11 +4,12 @@ started (Zuora's UI, the API, another tool), and keep its card current until the
 Each round lists the jobs of each watched environment (one request per environment, no retries inside a
 round: the next round is the retry) and hands every job to `NotificationCards.publish`, which posts a card
 for a new job and edits the card of a job whose status or progress changed. Rounds run one after another,
-never two at once; a round with failures doubles the pause before the next, up to `max_backoff`.
+never two at once; a round in which nothing could be listed doubles the pause before the next, up to
+`max_backoff` (one failing environment alone does not slow the others).
 
-The first round after a start announces only jobs that are not terminal, so a new installation does not flood
-the channel with history. Cards announced before a restart are known again from the channel's history
-(`NotificationCards.load`): an unchanged job is not posted again, a job that changed while the bot was down
+The first listing of an environment after a start announces only jobs that are not terminal, so a new
+installation does not flood the channel with history. Cards announced before a restart are known again from the channel's history
+(`NotificationCards.ensure_loaded`): an unchanged job is not posted again, a job that changed while the bot was down
 gets its card updated.
 """
 
@@ -53,11 +54,9 @@ class JobWatch:
         self._interval = interval
         self._max_backoff = max_backoff if max_backoff is not None else max(interval * 10, 600.0)
         self._sleep = sleep
-        self._history_loaded = False
-        self._ignored: set[tuple[str, str]] = (
-            set()
-        )  # terminal jobs found by the first round: history
-        self._first_round = True
+        # Jobs that had ended when the watch first saw their environment: history, never announced.
+        self._ignored: set[tuple[str, str]] = set()
+        self._seen_environments: set[str] = set()  # environments listed successfully at least once
         self._task: asyncio.Task[None] | None = None
         self.rounds = 0
         self.failed_rounds = 0
@@ -89,31 +88,23 @@ class JobWatch:
             await self._sleep(delay)
 
     async def round(self) -> bool:
-        """One round over every watched environment. True when every call succeeded."""
+        """One round over every watched environment. False when nothing could be listed: the watch then
+        backs off. One broken environment (a wrong ID, a deleted sandbox) does not slow the others."""
         started = time.perf_counter()
-        if not self._history_loaded:
-            try:
-                known = await self._cards.load()
-                log.info(
-                    "watch: notification cards recovered from the channel", extra={"cards": known}
-                )
-            except Exception as error:
-                # Without the history the round cannot tell announced jobs from new ones: wait and retry
-                # rather than post duplicates.
-                log.warning("watch: channel history unavailable", extra={"error": str(error)})
-                self.failed_rounds += 1
-                return False
-            self._history_loaded = True
+        if not await self._cards.ensure_loaded():
+            # Without the history the round cannot tell announced jobs from new ones: wait and retry rather
+            # than post duplicates.
+            self.failed_rounds += 1
+            return False
         environments = await self._environments()
         if environments is None:
             self.failed_rounds += 1
             return False
-        ok = True
-        for env_id in environments:
-            ok = await self._watch_environment(self._cards.env(env_id)) and ok
-        if ok:
-            self._first_round = False
-        else:
+        results = [
+            await self._watch_environment(self._cards.env(env_id)) for env_id in environments
+        ]
+        ok = any(results) or not results
+        if not ok:
             self.failed_rounds += 1
         self.rounds += 1
         log.debug(
@@ -156,13 +147,15 @@ class JobWatch:
                 },
             )
             return False
+        first_listing = env.id not in self._seen_environments
+        self._seen_environments.add(env.id)
         for job in sorted(jobs, key=lambda j: j.create_time.timestamp() if j.create_time else 0.0):
             if not job.id:
                 continue
             key = (env.id, job.id)
             if key in self._ignored:
                 continue
-            if self._cards.get(env.id, job.id) is None and job.is_terminal and self._first_round:
+            if self._cards.get(env.id, job.id) is None and job.is_terminal and first_listing:
                 self._ignored.add(key)
                 continue
             await self._cards.publish(env, job, track_id=track_id)

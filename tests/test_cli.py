@@ -4,6 +4,7 @@ problem; `--online` against the Zuora simulator and the Slack emulator over loop
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from pathlib import Path
 
@@ -242,3 +243,26 @@ async def test_online_check_reports_unreachable_services(
         "ZUORA_CLIENT_ID/ZUORA_CLIENT_SECRET/ZUORA_BASE_URL",
     ]
     assert_no_secret(out, err)
+
+
+def test_bare_run_without_settings_and_without_a_terminal_fails_fast(tmp_path: Path) -> None:
+    """A deployment whose secrets did not mount must not quietly serve the demo: exit 2 with the problems."""
+    import subprocess
+    import sys
+
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "ZUORA_", "SANDBOX_"))
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "bot"],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "ZUORA_BASE_URL: required" in result.stderr
+    assert "sandbox-bot demo" in result.stderr

@@ -78,7 +78,10 @@ async def test_tampered_button_value_never_reaches_zuora(
     await slack.send_block_action(
         bot.events_url, ALLOWED, "sandbox_cancel_job", value, CHANNEL, card.ts
     )  # type: ignore[attr-defined]
-    answer = await reply_to(slack, CHANNEL, ALLOWED, "value")
+    answer = await slack.wait_for_message(
+        CHANNEL,
+        lambda m: m.ts != card.ts and m.ephemeral_for == ALLOWED and "damaged" in text_of(m),  # type: ignore[attr-defined]
+    )
     assert "<!channel>" not in text_of(answer)
     await asyncio.sleep(0.1)
     assert len(api_calls(zuora)) == before

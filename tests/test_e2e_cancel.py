@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 
 import pytest
@@ -97,8 +98,13 @@ async def test_uat_job_past_resetting_is_refused_by_zuora_with_meaning(
     shown = text_of(answer)
     (request,) = zuora_calls(zuora, CANCEL)
     assert "HTTP 400" in shown and "reset stage" in shown
+    assert re.search(r"`\d{8}`", shown), "Zuora's reason code is quoted"
+    assert "IMPORTING" in shown  # Zuora's reason message names the job's status
     assert request.headers["Zuora-Track-Id"] in shown
     assert ENV_UAT in request.path
+    # The failed action is in the audit trail too, with its track ID.
+    line = await reply_to(slack, NOTIFY, ALLOWED, "tried to cancel")
+    assert request.headers["Zuora-Track-Id"] in text_of(line) and "HTTP 400" in text_of(line)
 
 
 async def test_duplicate_submit_while_in_flight_reaches_zuora_once(
@@ -296,5 +302,11 @@ async def test_no_secret_in_any_log_line(
         f"{r.getMessage()} {json.dumps(r.__dict__, default=str)}" for r in caplog.records
     )
     assert logged
-    for secret in SECRETS:
+    issued_tokens = {
+        r.headers["Authorization"].removeprefix("Bearer ")
+        for r in zuora.requests
+        if "Authorization" in r.headers
+    }
+    assert issued_tokens
+    for secret in (*SECRETS, *issued_tokens):
         assert secret not in logged

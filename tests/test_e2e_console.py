@@ -393,3 +393,104 @@ async def test_help_lists_commands_with_configured_aliases_for_allowed_users(
     refusal = await reply_to(slack, CHANNEL, STRANGER, "only `/sandbox help`")
     assert "cancel &lt;env&gt;" not in text_of(refusal)
     assert api_calls(zuora) == []
+
+
+async def test_refresh_that_may_have_started_is_not_sent_twice(
+    qa_bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
+) -> None:
+    """A 500 from the create call leaves it unknown whether the refresh started: the same confirmation
+    cannot send it again, and the message says to check the jobs first."""
+    zuora.inject("status", operation=CREATE, status=500, body="system")
+    confirmation = await ask_refresh(qa_bot, slack)
+    (value,) = action_values(confirmation, "sandbox_refresh_confirm")
+    block_id = next(b["block_id"] for b in confirmation.blocks if b["type"] == "actions")  # type: ignore[attr-defined]
+    click = lambda: slack.send_block_action(  # noqa: E731
+        qa_bot.events_url,
+        ALLOWED,
+        "sandbox_refresh_confirm",
+        value,
+        CHANNEL,
+        confirmation.ts,
+        block_id=block_id,  # type: ignore[attr-defined]
+    )
+    await click()
+    answer = await reply_to(slack, CHANNEL, ALLOWED, "Could not refresh")
+    assert "may have started anyway" in text_of(answer)
+    await click()
+    await reply_to(slack, CHANNEL, ALLOWED, "already confirmed")
+    assert len(zuora_calls(zuora, CREATE)) == 1
+    line = await reply_to(slack, NOTIFY, ALLOWED, "tried to refresh")
+    assert zuora_calls(zuora, CREATE)[0].headers["Zuora-Track-Id"] in text_of(line)
+
+
+async def test_refresh_zuora_refused_outright_may_be_confirmed_again(
+    qa_bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
+) -> None:
+    zuora.inject(
+        "rate_limit", operation=CREATE, retry_after=3600
+    )  # 429 beyond the wait cap: not retried
+    confirmation = await ask_refresh(qa_bot, slack)
+    (value,) = action_values(confirmation, "sandbox_refresh_confirm")
+    block_id = next(b["block_id"] for b in confirmation.blocks if b["type"] == "actions")  # type: ignore[attr-defined]
+    click = lambda: slack.send_block_action(  # noqa: E731
+        qa_bot.events_url,
+        ALLOWED,
+        "sandbox_refresh_confirm",
+        value,
+        CHANNEL,
+        confirmation.ts,
+        block_id=block_id,  # type: ignore[attr-defined]
+    )
+    await click()
+    await reply_to(slack, CHANNEL, ALLOWED, "HTTP 429")
+    await click()
+    await reply_to(slack, CHANNEL, ALLOWED, "Refresh job")
+    assert len(zuora_calls(zuora, CREATE)) == 2
+
+
+async def test_refresh_status_keeps_who_asked_on_the_card(
+    qa_bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
+) -> None:
+    await slack.send_command(
+        qa_bot.events_url, f"cancel staging {JOB_CANCELLABLE}", ALLOWED, CHANNEL
+    )
+    card = await reply_to(slack, CHANNEL, ALLOWED, "CANCELLING")
+    assert f"<@{ALLOWED}>" in text_of(card)
+    (value,) = action_values(card, "sandbox_job_status")
+    before = len(zuora_calls(zuora, "getJobOfTestEnvironment"))
+    await slack.send_block_action(
+        qa_bot.events_url, GROUP_MEMBER, "sandbox_job_status", value, CHANNEL, card.ts
+    )
+    await slack.wait_for(lambda: len(zuora_calls(zuora, "getJobOfTestEnvironment")) > before)
+    await asyncio.sleep(0.2)
+    refreshed = slack.message(CHANNEL, card.ts)
+    assert refreshed is not None and f"<@{ALLOWED}>" in text_of(refreshed)
+
+
+async def test_one_notification_card_per_job_across_a_restart_without_the_watch(
+    start_bot: StartBot, slack: SlackEmulator, zuora: ZuoraSimulator
+) -> None:
+    first = await start_bot()
+    await slack.send_command(
+        first.events_url, f"cancel staging {JOB_CANCELLABLE}", ALLOWED, CHANNEL
+    )
+    await reply_to(slack, NOTIFY, ALLOWED, "cancelled this job")
+    await first.stop()
+    second = await start_bot()
+    await slack.send_command(
+        second.events_url, f"cancel staging {JOB_CANCELLABLE}", GROUP_MEMBER, CHANNEL
+    )
+    await reply_to(slack, NOTIFY, GROUP_MEMBER, f"<@{GROUP_MEMBER}> cancelled this job")
+    top_level_cards = [
+        m
+        for m in slack.messages(NOTIFY)
+        if m.metadata and not m.is_reply and JOB_CANCELLABLE in text_of(m)
+    ]
+    assert len(top_level_cards) == 1
+
+    # Both actions are in that card's thread: the audit trail keeps each.
+    def thread() -> list[object]:
+        return [m for m in slack.messages(NOTIFY) if m.thread_ts == top_level_cards[0].ts]
+
+    await slack.wait_for(lambda: any(f"<@{GROUP_MEMBER}>" in text_of(m) for m in thread()))
+    assert any(f"<@{ALLOWED}>" in text_of(m) for m in thread())

@@ -204,3 +204,39 @@ async def test_job_started_through_the_bot_has_one_notification_card(
     assert len(qa_cards) == 1
     assert f"<@{ALLOWED}> started this job" in text_of(qa_cards[0])
     assert request.headers["Zuora-Track-Id"] in text_of(qa_cards[0])
+
+
+async def test_one_broken_environment_does_not_hold_back_the_others(
+    start_bot: StartBot, slack: SlackEmulator, zuora: ZuoraSimulator
+) -> None:
+    bot = await watching(
+        start_bot, sandbox_watch_environments="staging,qa,0000000000000000deadbeef00000000"
+    )
+    await rounds(bot, 3)
+    assert bot.watch is not None and bot.watch.failed_rounds == 0  # no backoff for the whole watch
+    assert [c.metadata["event_payload"]["job"] for c in cards(slack)] == [JOB_CANCELLABLE]
+    job = zuora.add_job(ENV_QA, status="QUEUED")
+    await rounds(bot, 2)
+    assert len(cards(slack, job["id"])) == 1
+
+
+async def test_an_older_view_never_takes_a_card_back(
+    start_bot: StartBot, slack: SlackEmulator, zuora: ZuoraSimulator, clock: ManualClock
+) -> None:
+    """A watch round that listed the jobs before a cancel must not put CANCELLING back to EXPORTING."""
+    bot = await watching(start_bot)
+    await rounds(bot, 1)
+    assert bot.notifier is not None
+    before = zuora.job(ENV_STAGING, JOB_CANCELLABLE)
+    await slack.send_command(bot.events_url, f"cancel staging {JOB_CANCELLABLE}", ALLOWED, CHANNEL)
+    clock.advance(120)
+    await slack.wait_for(lambda: "CANCELLED" in text_of(cards(slack, JOB_CANCELLABLE)[0]))
+    from bot.zuora.models import Job
+
+    await bot.notifier.publish(bot.notifier.env(ENV_STAGING), Job.model_validate(before))
+    (card,) = cards(slack, JOB_CANCELLABLE)
+    assert "CANCELLED" in text_of(card) and "EXPORTING" not in text_of(card)
+    endings = [
+        m for m in slack.messages(NOTIFY) if m.thread_ts == card.ts and "has ended" in text_of(m)
+    ]
+    assert len(endings) == 1

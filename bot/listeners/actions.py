@@ -13,6 +13,7 @@ from bot.blocks import (
     ACTION_JOB_STATUS,
     ACTION_REFRESH_ABORT,
     ACTION_REFRESH_CONFIRM,
+    requested_by_of,
 )
 from bot.listeners.context import ListenerContext
 from bot.listeners.deliver import Origin
@@ -30,10 +31,12 @@ def _where(body: dict[str, Any]) -> tuple[str | None, str | None]:
 
 def _click(body: dict[str, Any]) -> Click:
     action = (body.get("actions") or [{}])[0]
+    message = body.get("message") or {}
     return Click(
         user_id=str((body.get("user") or {}).get("id", "")),
         value=str(action.get("value", "")),
         block_id=str(action.get("block_id", "")),
+        requested_by=requested_by_of(message.get("blocks") or []),
     )
 
 

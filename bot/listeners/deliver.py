@@ -77,9 +77,7 @@ async def deliver(
         )
     else:
         await respond(response_type="ephemeral", replace_original=False, **message)
-    if follow is None:
-        return
-    if notifier is not None:
+    if follow is not None and notifier is not None:
         await notifier.publish(
             follow.env,
             follow.job,
@@ -88,7 +86,9 @@ async def deliver(
             track_id=follow.track_id,
             create=follow.announce,
         )
-    if on_follow is not None:
+    if reply.audit is not None and notifier is not None:
+        await notifier.record(reply.audit.env, reply.audit.job_id, reply.audit.message)
+    if follow is not None and on_follow is not None:
         await on_follow(follow, card)
 
 
@@ -104,10 +104,14 @@ async def _post_in_channel(
     try:
         response = await client.chat_postMessage(channel=channel_id, **message)
         return Posted(str(response["channel"]), str(response["ts"]))
-    except SlackApiError as error:
-        log.info(
-            "chat.postMessage refused, answering through response_url",
-            extra={"error": error.response.get("error")},
+    except (
+        Exception
+    ) as error:  # refused (SlackApiError) or Slack unreachable after the client's retries
+        reason = (
+            error.response.get("error")
+            if isinstance(error, SlackApiError)
+            else type(error).__name__
         )
+        log.info("chat.postMessage failed, answering through response_url", extra={"error": reason})
         await respond(response_type="in_channel", replace_original=False, **message)
         return Posted(channel_id, None, response_url)
