@@ -6,7 +6,6 @@ compare with, signed bursts of slash commands, and summary statistics."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import math
 import threading
 import time
@@ -22,7 +21,6 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings, load_settings
-from bot.listeners.context import ListenerContext
 from bot.operations import Operations
 from bot.runtime import EVENTS_PATH, Runtime
 from bot.sim.clock import ManualClock
@@ -193,16 +191,10 @@ class Stack:
         return await wait_until(lambda: self.handled() >= expected, timeout)
 
     def operations(self) -> Operations:
-        """The bot's use cases. `Runtime` does not expose them; they hang off its listener context, found
-        through the garbage collector's view of live objects."""
-        runtime = self.runtime
-        for obj in gc.get_objects():
-            if (
-                isinstance(obj, ListenerContext)
-                and getattr(obj.on_follow, "__self__", None) is runtime
-            ):
-                return obj.operations
-        raise LookupError("no listener context belongs to this runtime")
+        """The bot's use cases, as the running bot exposes them."""
+        if self.runtime.operations is None:
+            raise LookupError("the bot is not started")
+        return self.runtime.operations
 
 
 def counter_total(counter: PromCounter) -> float:
