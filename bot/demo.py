@@ -188,8 +188,10 @@ class Demo:
 
 
 def _log_level() -> str:
-    level = os.environ.get("LOG_LEVEL", "INFO").strip().upper()
-    return level if level in ("DEBUG", "INFO", "WARNING", "ERROR") else "INFO"
+    """WARNING unless LOG_LEVEL says otherwise: the console is the demo's output, and a line per Zuora call
+    would push its URL off the screen."""
+    level = os.environ.get("LOG_LEVEL", "WARNING").strip().upper()
+    return level if level in ("DEBUG", "INFO", "WARNING", "ERROR") else "WARNING"
 
 
 async def _serve(port: int, open_browser: bool) -> int:

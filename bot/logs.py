@@ -81,6 +81,7 @@ def configure(level: str = "INFO", fmt: str = "text", secrets: Iterable[str] = (
     root.addHandler(handler)
     root.setLevel(level)
     # aiohttp's access log adds a line per request; keep it at WARNING unless debugging.
-    logging.getLogger("aiohttp.access").setLevel(
-        logging.DEBUG if level == "DEBUG" else logging.WARNING
-    )
+    quiet = logging.DEBUG if level == "DEBUG" else logging.WARNING
+    logging.getLogger("aiohttp.access").setLevel(quiet)
+    # httpx logs every request at INFO; the Zuora client already logs each call with its track ID.
+    logging.getLogger("httpx").setLevel(quiet)
