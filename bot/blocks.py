@@ -346,19 +346,12 @@ def _meaning(error: ZuoraError, action: str) -> str:
     return "The bot could not complete the request."
 
 
-def zuora_error(error: ZuoraError, *, action: str, what: str, hint: str | None = None) -> Message:
-    """Interface section 6: status, Zuora's reasons, what it means for this command, and the IDs for support.
+def _answer(error: ZuoraError) -> str:
+    return f"HTTP {error.status}" if error.status is not None else "no answer"
 
-    `what` is a mrkdwn description the caller built from validated values, e.g. "cancel job `x` in *staging*".
-    """
-    answer = f"HTTP {error.status}" if error.status is not None else "no answer"
-    lines = [f":warning: Could not {what}: {escape_mrkdwn(error.summary)} ({answer})."]
-    for reason in error.reasons[:5]:
-        code = f"`{escape_mrkdwn(reason.code)}` " if reason.code else ""
-        lines.append(f"> {code}{escape_mrkdwn(_clip(reason.message, 400))}")
-    lines.append(_meaning(error, action))
-    if hint:
-        lines.append(hint)
+
+def _support_ids(error: ZuoraError) -> Block:
+    """The IDs Zuora support asks for, as a context block."""
     ids = [
         f"Zuora-Track-Id `{escape_mrkdwn(error.track_id)}`"
         if error.track_id
@@ -366,12 +359,28 @@ def zuora_error(error: ZuoraError, *, action: str, what: str, hint: str | None =
     ]
     if error.request_id:
         ids.append(f"Zuora-Request-Id `{escape_mrkdwn(error.request_id)}`")
+    return _context(" · ".join(ids))
+
+
+def zuora_error(error: ZuoraError, *, action: str, what: str, hint: str | None = None) -> Message:
+    """Interface section 6: status, Zuora's reasons, what it means for this command, and the IDs for support.
+
+    `what` is a mrkdwn description the caller built from validated values, e.g. "cancel job `x` in *staging*".
+    """
+    answer = _answer(error)
+    lines = [f":warning: Could not {what}: {escape_mrkdwn(error.summary)} ({answer})."]
+    for reason in error.reasons[:5]:
+        code = f"`{escape_mrkdwn(reason.code)}` " if reason.code else ""
+        lines.append(f"> {code}{escape_mrkdwn(_clip(reason.message, 400))}")
+    lines.append(_meaning(error, action))
+    if hint:
+        lines.append(hint)
     text = f"Could not {action}: {error.summary} ({answer}). " + " ".join(
         f"{r.code} {r.message}".strip() for r in error.reasons[:5]
     )
     return Message(
         text=escape_mrkdwn(_clip(text, 2000)),
-        blocks=[_section("\n".join(lines)), _context(" · ".join(ids))],
+        blocks=[_section("\n".join(lines)), _support_ids(error)],
     )
 
 
@@ -433,22 +442,15 @@ def action_notification(
 
 def action_failed(actor: str, what: str, error: ZuoraError) -> Message:
     """Audit line for an action that Zuora did not carry out. `what` is mrkdwn built from escaped values."""
-    answer = f"HTTP {error.status}" if error.status is not None else "no answer"
+    answer = _answer(error)
     reasons = "; ".join(
         escape_mrkdwn(_clip(f"{r.code} {r.message}".strip(), 300)) for r in error.reasons[:3]
     )
     text = f":x: {mention(actor)} tried to {what}: {escape_mrkdwn(error.summary)} ({answer})"
     if reasons:
         text += f": {reasons}"
-    ids = [
-        f"Zuora-Track-Id `{escape_mrkdwn(error.track_id)}`"
-        if error.track_id
-        else "no Zuora-Track-Id"
-    ]
-    if error.request_id:
-        ids.append(f"Zuora-Request-Id `{escape_mrkdwn(error.request_id)}`")
     plain = f"{actor} tried to act on Zuora: {error.summary} ({answer})"
-    return Message(text=escape_mrkdwn(plain), blocks=[_section(text), _context(" · ".join(ids))])
+    return Message(text=escape_mrkdwn(plain), blocks=[_section(text), _support_ids(error)])
 
 
 def help_message(*, allowed: bool, aliases: Mapping[str, str], usage: str) -> Message:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 
@@ -126,11 +127,42 @@ async def test_envs_and_jobs_refused_for_a_stranger(
 # -- refresh --------------------------------------------------------------------------------------------------
 
 
+class Confirmation:
+    """A refresh confirmation as its requester sees it; its buttons stay clickable in tests even after the
+    message was replaced, as from a Slack client that has not refreshed yet."""
+
+    def __init__(self, bot: Runtime, slack: SlackEmulator, message: Any) -> None:
+        self.bot, self.slack, self.message, self.ts = bot, slack, message, message.ts
+        (self.value,) = action_values(message, "sandbox_refresh_confirm")
+        self.block_id = next(b["block_id"] for b in message.blocks if b["type"] == "actions")
+
+    async def click(
+        self,
+        action: str = "sandbox_refresh_confirm",
+        *,
+        user: str = ALLOWED,
+        block_id: str | None = None,
+    ) -> None:
+        await self.slack.send_block_action(
+            self.bot.events_url,
+            user,
+            action,
+            self.value,
+            CHANNEL,
+            self.ts,
+            block_id=block_id or self.block_id,
+        )
+
+    def now_shows(self, text: str) -> bool:
+        message = self.slack.message(CHANNEL, self.ts)
+        return message is not None and text in text_of(message)
+
+
 async def ask_refresh(
     bot: Runtime, slack: SlackEmulator, text: str = "refresh qa", user: str = ALLOWED
-) -> object:
+) -> Confirmation:
     await slack.send_command(bot.events_url, text, user, CHANNEL)
-    return await reply_to(slack, CHANNEL, user, "sandbox_refresh_confirm")
+    return Confirmation(bot, slack, await reply_to(slack, CHANNEL, user, "sandbox_refresh_confirm"))
 
 
 @pytest.fixture
@@ -142,37 +174,29 @@ async def test_refresh_asks_for_confirmation_before_calling_zuora(
     qa_bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
 ) -> None:
     confirmation = await ask_refresh(qa_bot, slack)
-    assert confirmation.ephemeral_for == ALLOWED  # type: ignore[attr-defined]
-    assert_valid_blocks(confirmation.blocks)  # type: ignore[attr-defined]
-    shown = text_of(confirmation)
+    assert confirmation.message.ephemeral_for == ALLOWED
+    assert_valid_blocks(confirmation.message.blocks)
+    shown = text_of(confirmation.message)
     for expected in ("qa", ENV_QA, "28 days", "replaces everything", "sandbox_refresh_abort"):
         assert expected in shown
     assert zuora_calls(zuora, CREATE) == []
 
-    (value,) = action_values(confirmation, "sandbox_refresh_confirm")
-    await slack.send_block_action(
-        qa_bot.events_url, ALLOWED, "sandbox_refresh_confirm", value, CHANNEL, confirmation.ts
-    )  # type: ignore[attr-defined]
+    await confirmation.click()
     card = await reply_to(slack, CHANNEL, ALLOWED, "Refresh job")
     assert card.ephemeral_for is None
     (request,) = zuora_calls(zuora, CREATE)
     assert request.body == {"jobType": "REFRESH"}
     assert request.path == f"/test-environments/{ENV_QA}/jobs"
     await reply_to(slack, NOTIFY, ALLOWED, "started this job")
-    replaced = await slack.wait_for(
-        lambda: (m := slack.message(CHANNEL, confirmation.ts)) and "requested" in text_of(m) and m  # type: ignore[attr-defined]
-    )
-    assert "sandbox_refresh_confirm" not in text_of(replaced)
+    await slack.wait_for(lambda: confirmation.now_shows("requested"))
+    assert not confirmation.now_shows("sandbox_refresh_confirm")
 
 
 async def test_scheduled_refresh_sends_the_time(
     qa_bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
 ) -> None:
     confirmation = await ask_refresh(qa_bot, slack, "refresh qa at 2031-01-31T22:00Z")
-    (value,) = action_values(confirmation, "sandbox_refresh_confirm")
-    await slack.send_block_action(
-        qa_bot.events_url, ALLOWED, "sandbox_refresh_confirm", value, CHANNEL, confirmation.ts
-    )  # type: ignore[attr-defined]
+    await confirmation.click()
     await reply_to(slack, CHANNEL, ALLOWED, "SCHEDULED")
     (request,) = zuora_calls(zuora, CREATE)
     assert request.body["scheduledRefreshTime"].startswith("2031-01-31T22:00:00")
@@ -182,13 +206,8 @@ async def test_abort_drops_the_refresh(
     qa_bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
 ) -> None:
     confirmation = await ask_refresh(qa_bot, slack)
-    (value,) = action_values(confirmation, "sandbox_refresh_abort")
-    await slack.send_block_action(
-        qa_bot.events_url, ALLOWED, "sandbox_refresh_abort", value, CHANNEL, confirmation.ts
-    )  # type: ignore[attr-defined]
-    await slack.wait_for(
-        lambda: (m := slack.message(CHANNEL, confirmation.ts)) and "nothing was sent" in text_of(m)
-    )  # type: ignore[attr-defined]
+    await confirmation.click("sandbox_refresh_abort")
+    await slack.wait_for(lambda: confirmation.now_shows("nothing was sent"))
     assert zuora_calls(zuora, CREATE) == []
 
 
@@ -197,17 +216,7 @@ async def test_double_clicked_refresh_starts_one_refresh(
 ) -> None:
     zuora.inject("latency", operation=CREATE, seconds=0.5)
     confirmation = await ask_refresh(qa_bot, slack)
-    (value,) = action_values(confirmation, "sandbox_refresh_confirm")
-    block_id = next(b["block_id"] for b in confirmation.blocks if b["type"] == "actions")  # type: ignore[attr-defined]
-    click = lambda: slack.send_block_action(  # noqa: E731
-        qa_bot.events_url,
-        ALLOWED,
-        "sandbox_refresh_confirm",
-        value,
-        CHANNEL,
-        confirmation.ts,  # type: ignore[attr-defined]
-    )
-    await asyncio.gather(click(), click())
+    await asyncio.gather(confirmation.click(), confirmation.click())
     await reply_to(slack, CHANNEL, ALLOWED, "Refresh job")
 
     def answered_again() -> list[object]:
@@ -220,15 +229,7 @@ async def test_double_clicked_refresh_starts_one_refresh(
     # The second click is answered, not sent.
     await slack.wait_for(lambda: len(answered_again()) == 1)
     # A third click from a client still showing the old confirmation.
-    await slack.send_block_action(
-        qa_bot.events_url,
-        ALLOWED,
-        "sandbox_refresh_confirm",
-        value,
-        CHANNEL,
-        confirmation.ts,  # type: ignore[attr-defined]
-        block_id=block_id,
-    )
+    await confirmation.click()
     await slack.wait_for(lambda: len(answered_again()) == 2)
     assert len(zuora_calls(zuora, CREATE)) == 1
 
@@ -236,18 +237,10 @@ async def test_double_clicked_refresh_starts_one_refresh(
 async def test_only_the_requester_can_confirm(
     qa_bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
 ) -> None:
-    value = encode_refresh_value(ENV_QA, None)
-    block_id = f"refresh:{ALLOWED}:{int(time.time())}"
     confirmation = await ask_refresh(qa_bot, slack)
-    await slack.send_block_action(
-        qa_bot.events_url,
-        GROUP_MEMBER,
-        "sandbox_refresh_confirm",
-        value,
-        CHANNEL,
-        confirmation.ts,
-        block_id=block_id,  # type: ignore[attr-defined]
-    )
+    assert confirmation.value == encode_refresh_value(ENV_QA, None)
+    assert confirmation.block_id.startswith(f"refresh:{ALLOWED}:")
+    await confirmation.click(user=GROUP_MEMBER)
     await reply_to(slack, CHANNEL, GROUP_MEMBER, "who asked for this refresh")
     assert zuora_calls(zuora, CREATE) == []
 
@@ -256,20 +249,8 @@ async def test_confirmation_expires_after_ten_minutes(
     qa_bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
 ) -> None:
     confirmation = await ask_refresh(qa_bot, slack)
-    (value,) = action_values(confirmation, "sandbox_refresh_confirm")
-    stale = f"refresh:{ALLOWED}:{int(time.time()) - 11 * 60}"
-    await slack.send_block_action(
-        qa_bot.events_url,
-        ALLOWED,
-        "sandbox_refresh_confirm",
-        value,
-        CHANNEL,
-        confirmation.ts,
-        block_id=stale,  # type: ignore[attr-defined]
-    )
-    await slack.wait_for(
-        lambda: (m := slack.message(CHANNEL, confirmation.ts)) and "expired" in text_of(m)
-    )  # type: ignore[attr-defined]
+    await confirmation.click(block_id=f"refresh:{ALLOWED}:{int(time.time()) - 11 * 60}")
+    await slack.wait_for(lambda: confirmation.now_shows("expired"))
     assert zuora_calls(zuora, CREATE) == []
 
 
@@ -277,10 +258,7 @@ async def test_refresh_within_the_period_says_when_the_next_is_possible(
     qa_bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
 ) -> None:
     confirmation = await ask_refresh(qa_bot, slack, "refresh dev")
-    (value,) = action_values(confirmation, "sandbox_refresh_confirm")
-    await slack.send_block_action(
-        qa_bot.events_url, ALLOWED, "sandbox_refresh_confirm", value, CHANNEL, confirmation.ts
-    )  # type: ignore[attr-defined]
+    await confirmation.click()
     answer = await reply_to(slack, CHANNEL, ALLOWED, "Could not refresh")
     shown = text_of(answer)
     assert "HTTP 403" in shown and "next refresh is possible <!date^" in shown
@@ -351,10 +329,7 @@ async def test_refresh_card_moves_through_the_stages(
     qa_bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator, clock: ManualClock
 ) -> None:
     confirmation = await ask_refresh(qa_bot, slack)
-    (value,) = action_values(confirmation, "sandbox_refresh_confirm")
-    await slack.send_block_action(
-        qa_bot.events_url, ALLOWED, "sandbox_refresh_confirm", value, CHANNEL, confirmation.ts
-    )  # type: ignore[attr-defined]
+    await confirmation.click()
     card = await reply_to(slack, CHANNEL, ALLOWED, "Refresh job")
     clock.advance(3 * 3600)
     done = await slack.wait_for(
@@ -402,21 +377,10 @@ async def test_refresh_that_may_have_started_is_not_sent_twice(
     cannot send it again, and the message says to check the jobs first."""
     zuora.inject("status", operation=CREATE, status=500, body="system")
     confirmation = await ask_refresh(qa_bot, slack)
-    (value,) = action_values(confirmation, "sandbox_refresh_confirm")
-    block_id = next(b["block_id"] for b in confirmation.blocks if b["type"] == "actions")  # type: ignore[attr-defined]
-    click = lambda: slack.send_block_action(  # noqa: E731
-        qa_bot.events_url,
-        ALLOWED,
-        "sandbox_refresh_confirm",
-        value,
-        CHANNEL,
-        confirmation.ts,
-        block_id=block_id,  # type: ignore[attr-defined]
-    )
-    await click()
+    await confirmation.click()
     answer = await reply_to(slack, CHANNEL, ALLOWED, "Could not refresh")
     assert "may have started anyway" in text_of(answer)
-    await click()
+    await confirmation.click()
     await reply_to(slack, CHANNEL, ALLOWED, "already confirmed")
     assert len(zuora_calls(zuora, CREATE)) == 1
     line = await reply_to(slack, NOTIFY, ALLOWED, "tried to refresh")
@@ -426,24 +390,12 @@ async def test_refresh_that_may_have_started_is_not_sent_twice(
 async def test_refresh_zuora_refused_outright_may_be_confirmed_again(
     qa_bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
 ) -> None:
-    zuora.inject(
-        "rate_limit", operation=CREATE, retry_after=3600
-    )  # 429 beyond the wait cap: not retried
+    # A 429 whose Retry-After is beyond the wait cap: not retried, and Zuora did nothing.
+    zuora.inject("rate_limit", operation=CREATE, retry_after=3600)
     confirmation = await ask_refresh(qa_bot, slack)
-    (value,) = action_values(confirmation, "sandbox_refresh_confirm")
-    block_id = next(b["block_id"] for b in confirmation.blocks if b["type"] == "actions")  # type: ignore[attr-defined]
-    click = lambda: slack.send_block_action(  # noqa: E731
-        qa_bot.events_url,
-        ALLOWED,
-        "sandbox_refresh_confirm",
-        value,
-        CHANNEL,
-        confirmation.ts,
-        block_id=block_id,  # type: ignore[attr-defined]
-    )
-    await click()
+    await confirmation.click()
     await reply_to(slack, CHANNEL, ALLOWED, "HTTP 429")
-    await click()
+    await confirmation.click()
     await reply_to(slack, CHANNEL, ALLOWED, "Refresh job")
     assert len(zuora_calls(zuora, CREATE)) == 2
 

@@ -169,7 +169,9 @@ def test_configure_replaces_handlers_and_sets_levels(capsys: pytest.CaptureFixtu
 
     configure("INFO", "text")
     assert logging.getLogger("aiohttp.access").level == logging.WARNING
-    assert logging.getLogger("httpx").level == logging.WARNING  # the Zuora client logs each call itself
+    assert (
+        logging.getLogger("httpx").level == logging.WARNING
+    )  # the Zuora client logs each call itself
 
 
 def test_response_urls_are_redacted() -> None:
