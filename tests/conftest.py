@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -105,3 +106,29 @@ async def start_bot(zuora: ZuoraSimulator, slack: SlackEmulator) -> AsyncIterato
 @pytest.fixture
 async def bot(start_bot: StartBot) -> Runtime:
     return await start_bot()
+
+
+@pytest.fixture
+def no_secrets_logged(
+    caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest
+) -> Iterator[None]:
+    """Every log record of the test, at DEBUG, as logged (before any redaction): no secret in any, nor any
+    OAuth token the Zuora simulator issued."""
+    caplog.set_level(logging.DEBUG)
+    # Taken now, so that the simulator is torn down after this check, not before.
+    sim: ZuoraSimulator | None = (
+        request.getfixturevalue("zuora") if "zuora" in request.fixturenames else None
+    )
+    yield
+    issued: set[str] = set()
+    if sim is not None:
+        issued = {
+            r.headers["Authorization"].removeprefix("Bearer ")
+            for r in sim.requests
+            if r.headers.get("Authorization", "").startswith("Bearer ")
+        }
+    records = [*caplog.get_records("setup"), *caplog.get_records("call")]
+    assert records, "nothing was logged: the check would prove nothing"
+    logged = "\n".join(f"{r.getMessage()} {r.__dict__!r}" for r in records)
+    for secret in (*SECRETS, *issued):
+        assert secret not in logged, "a secret reached the logs"

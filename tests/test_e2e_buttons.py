@@ -15,6 +15,8 @@ from tests.blockkit import assert_valid_blocks
 from tests.conftest import ALLOWED, CHANNEL, NOTIFY, STRANGER
 from tests.e2e import action_values, api_calls, reply_to, text_of, zuora_calls
 
+pytestmark = pytest.mark.usefixtures("no_secrets_logged")
+
 
 async def status_card(
     bot: Runtime, slack: SlackEmulator, job: str = JOB_CANCELLABLE, env: str = "staging"

@@ -18,6 +18,8 @@ from tests.blockkit import assert_valid_blocks
 from tests.conftest import ALLOWED, CHANNEL, GROUP_MEMBER, NOTIFY, SECRETS, STRANGER, StartBot
 from tests.e2e import api_calls, reply_to, text_of, zuora_calls
 
+pytestmark = pytest.mark.usefixtures("no_secrets_logged")
+
 CANCEL = "performActionOfJob"
 
 

@@ -26,6 +26,8 @@ from tests.blockkit import assert_valid_blocks
 from tests.conftest import ALLOWED, CHANNEL, GROUP_MEMBER, NOTIFY, STRANGER, StartBot
 from tests.e2e import action_values, api_calls, reply_to, text_of, zuora_calls
 
+pytestmark = pytest.mark.usefixtures("no_secrets_logged")
+
 CREATE = "createTestEnvironmentJob"
 QA_ALIASES = f"staging={ENV_STAGING},uat={ENV_UAT},qa={ENV_QA},dev={ENV_DEV}"
 

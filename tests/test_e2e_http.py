@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 import aiohttp
+import pytest
 
 from bot.runtime import Runtime
 from bot.sim.slack import SlackEmulator
@@ -17,6 +18,8 @@ from bot.sim.zuora import ZuoraSimulator
 from bot.sim.zuora_seed import ENV_STAGING, JOB_CANCELLABLE
 from tests.conftest import ALLOWED, CHANNEL, SECRETS, STRANGER, StartBot, bot_settings
 from tests.e2e import reply_to, zuora_calls
+
+pytestmark = pytest.mark.usefixtures("no_secrets_logged")
 
 
 def free_port() -> int:

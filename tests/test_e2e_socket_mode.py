@@ -3,11 +3,15 @@ and reply come back over it (no signing secret needed, no HTTP events endpoint).
 
 from __future__ import annotations
 
+import pytest
+
 from bot.sim.slack import SlackEmulator
 from bot.sim.zuora import ZuoraSimulator
 from bot.sim.zuora_seed import ENV_STAGING, JOB_CANCELLABLE
 from tests.conftest import ALLOWED, APP_TOKEN, CHANNEL, NOTIFY, STRANGER, StartBot
 from tests.e2e import api_calls, reply_to, text_of, zuora_calls
+
+pytestmark = pytest.mark.usefixtures("no_secrets_logged")
 
 
 async def test_cancel_over_socket_mode(

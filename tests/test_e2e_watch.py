@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from bot.runtime import Runtime
 from bot.sim.clock import ManualClock
 from bot.sim.slack import SlackEmulator
@@ -22,6 +24,8 @@ from bot.sim.zuora_seed import (
 from tests.blockkit import assert_valid_blocks
 from tests.conftest import ALLOWED, CHANNEL, NOTIFY, STRANGER, StartBot
 from tests.e2e import action_values, reply_to, text_of, zuora_calls
+
+pytestmark = pytest.mark.usefixtures("no_secrets_logged")
 
 INTERVAL = 0.2
 ALIASES = f"staging={ENV_STAGING},uat={ENV_UAT},qa={ENV_QA}"
