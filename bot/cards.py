@@ -32,6 +32,11 @@ log = logging.getLogger(__name__)
 EVENT_TYPE = "sandbox_job_card"
 HISTORY_PAGES = 10  # 10 x 200 messages: far more than a notification channel shows between restarts
 MAX_CARDS = 5000  # beyond this, cards of ended jobs are forgotten first (they no longer change)
+LOAD_RETRY_PAUSES = (0.5, 2.0)
+# chat.update errors that mean the card no longer exists (deleted, or the bot lost access): post a new one.
+CARD_GONE = frozenset(
+    {"message_not_found", "cant_update_message", "channel_not_found", "is_archived"}
+)
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 
 
@@ -109,7 +114,14 @@ class NotificationCards:
             return None
         key = (env.id, job.id)
         async with self._lock:
-            await self._load_once()
+            loaded = await self._load_once()
+            if not loaded and create:
+                # Posting without the history could make a second card for a job announced before a
+                # restart: try a little longer (the user already has their reply), then post anyway.
+                for pause in LOAD_RETRY_PAUSES:
+                    await asyncio.sleep(pause)
+                    if await self._load_once():
+                        break
             card = self._cards.get(key)
             if card is None and not create:
                 return None
@@ -135,7 +147,7 @@ class NotificationCards:
                 job.progress_percentage,
                 note,
             )
-            shown.requested_by, shown.updated = requested_by, job.update_time
+            shown.requested_by, shown.updated = requested_by, job.update_time or shown.updated
             self._cards[key] = shown
             self._prune()
             if job.is_terminal and not was_terminal:
@@ -161,8 +173,15 @@ class NotificationCards:
                 )
                 return card
             except Exception as error:  # Slack refused, or could not be reached after its retries
+                if _slack_error(error) not in CARD_GONE:
+                    # A passing failure: leave the card as it is; the next publish edits it again.
+                    log.warning(
+                        "notification card not edited this time",
+                        extra={"error": _slack_error(error)},
+                    )
+                    return None
                 log.warning(
-                    "notification card could not be edited; posting it anew",
+                    "notification card is gone; posting it anew",
                     extra={"error": _slack_error(error)},
                 )
         try:

@@ -22,9 +22,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot import blocks
+from bot.cards import CARD_GONE
 from bot.commands import EnvRef, escape_mrkdwn
 from bot.zuora.client import ZuoraClient
-from bot.zuora.errors import ZuoraError
+from bot.zuora.errors import ZuoraError, ZuoraNotFoundError
 from bot.zuora.models import Job, JobStatus
 from bot.zuora.trackid import new_track_id
 
@@ -53,10 +54,12 @@ class _Watch:
     last: Job | None
     placements: list[Placement] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
+    behind: bool = False  # a card did not take the last state: show it again at the next poll
 
 
-# Told every fresh view of a followed job (the notification card keeps up through it).
-OnJob = Callable[[EnvRef, Job, str], Awaitable[None]]
+# Told every fresh view of a followed job (the notification card keeps up through it); False when it could
+# not show it, so the poller offers it again.
+OnJob = Callable[[EnvRef, Job, str], Awaitable[bool]]
 
 
 class LiveCards:
@@ -156,6 +159,12 @@ class LiveCards:
             track_id = new_track_id()
             try:
                 job = await self._zuora.get_job(watch.env.id, watch.job_id, track_id=track_id)
+            except ZuoraNotFoundError:
+                log.info(
+                    "live card: the job is gone from Zuora; stopped following",
+                    extra={"job": watch.job_id},
+                )
+                return
             except ZuoraError as error:
                 failures += 1
                 delay = min(self._poll * 2**failures, self._max_backoff)
@@ -173,11 +182,13 @@ class LiveCards:
                     ),
                 )
                 continue
+            observed = True
             if self._on_job is not None:
                 try:
-                    await self._on_job(watch.env, job, track_id)
+                    observed = await self._on_job(watch.env, job, track_id)
                 except Exception:
                     log.exception("live card observer failed", extra={"job": watch.job_id})
+                    observed = False
             recovered = failures > 0
             failures, delay = 0, self._delay_for(job)
             changed = _changed(watch.last, job)
@@ -187,9 +198,15 @@ class LiveCards:
                 # Follow a scheduled refresh until its time, then for the usual span after it.
                 wait = (job.scheduled_refresh_time - datetime.now(UTC)).total_seconds()
                 deadline = max(deadline, self._clock() + max(0.0, wait) + self._max_watch)
-            if changed or recovered:
-                await self._update_all(watch, job, track_id=track_id, status_changed=status_changed)
-            if job.is_terminal:
+            shown = True
+            if changed or recovered or watch.behind:
+                shown = await self._update_all(
+                    watch, job, track_id=track_id, status_changed=status_changed
+                )
+            # A card Slack did not take this time is shown again at the next poll, even if nothing changed:
+            # the last state of a job (its end above all) must reach every card.
+            watch.behind = not (shown and observed)
+            if job.is_terminal and not watch.behind:
                 await self._announce_end(watch, job)
                 return
 
@@ -203,34 +220,37 @@ class LiveCards:
         track_id: str | None,
         warning: str | None = None,
         status_changed: bool = False,
-    ) -> None:
+    ) -> bool:
+        """Show `job` on every card of the watch; False when Slack did not take one of them."""
         if job is None:
-            return
+            return True
+        all_shown = True
         for placement in watch.placements:
             card = blocks.job_card(
                 job, watch.env, requested_by=placement.requested_by, track_id=track_id,
                 note=placement.note, warning=warning,
             )  # fmt: skip
-            await self._show(placement, card, new_message=status_changed)
+            all_shown = await self._show(placement, card, new_message=status_changed) and all_shown
+        return all_shown
 
-    async def _show(self, placement: Placement, card: blocks.Message, *, new_message: bool) -> None:
+    async def _show(self, placement: Placement, card: blocks.Message, *, new_message: bool) -> bool:
         if placement.ts is not None:
             try:
                 await self._slack.chat_update(
                     channel=placement.channel, ts=placement.ts, **card.as_kwargs()
                 )
-                return
+                return True
             except Exception as error:  # refused, or Slack unreachable after the client's retries
-                log.info(
-                    "chat.update failed; posting the card anew",
-                    extra={"error": _slack_error(error)},
-                )
+                if _slack_error(error) not in CARD_GONE:
+                    log.info("chat.update failed this time", extra={"error": _slack_error(error)})
+                    return False
+                log.info("the card is gone; posting it anew", extra={"error": _slack_error(error)})
             try:
                 response = await self._slack.chat_postMessage(
                     channel=placement.channel, **card.as_kwargs()
                 )
                 placement.ts = str(response["ts"])
-                return
+                return True
             except Exception as error:
                 log.warning("live card could not be posted", extra={"error": _slack_error(error)})
                 placement.ts = None
@@ -243,6 +263,7 @@ class LiveCards:
                 )
             except Exception:
                 log.warning("live card could not be posted through response_url", exc_info=True)
+        return True  # response_url cards are best effort: nothing more to retry
 
     async def _announce_end(self, watch: _Watch, job: Job) -> None:
         ended = blocks.job_ended(job, watch.env)

@@ -78,6 +78,7 @@ class Runtime:
         self.live: LiveCards | None = None
         self.notifier: NotificationCards | None = None
         self.operations: Operations | None = None
+        self._ctx: ListenerContext | None = None
         self.watch: JobWatch | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
@@ -135,6 +136,7 @@ class Runtime:
             notifier=self.notifier,
             on_follow=self._follow,
         )
+        self._ctx = ctx
         signing = (
             settings.slack_signing_secret.get_secret_value()
             if settings.slack_signing_secret
@@ -183,22 +185,30 @@ class Runtime:
         if placement is not None or announced:
             self.live.follow(follow.env, follow.job.id, placement, job=follow.job)
 
-    async def _job_seen(self, env: EnvRef, job: Job, track_id: str) -> None:
-        if self.notifier is not None:
-            await self.notifier.publish(env, job, track_id=track_id, create=False)
+    async def _job_seen(self, env: EnvRef, job: Job, track_id: str) -> bool:
+        """The live poller's view of a job, for its notification card. False when the card did not take it."""
+        if self.notifier is None or not job.id or self.notifier.get(env.id, job.id) is None:
+            return True
+        return await self.notifier.publish(env, job, track_id=track_id, create=False) is not None
 
     async def stop(self) -> None:
+        """Stop taking requests, let the ones in progress finish (a cancel on its way to Zuora is answered and
+        recorded, not cut off), then end the watch and the live cards and close the connections."""
         self.ready = False
-        if self.watch is not None:
-            await self.watch.stop()
-        if self.live is not None:
-            await self.live.close()
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
             self._socket = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._ctx is not None and self._ctx.in_flight:
+            pending = set(self._ctx.in_flight)
+            log.info("waiting for requests in progress", extra={"requests": len(pending)})
+            await asyncio.wait(pending, timeout=self.settings.zuora_timeout_seconds + 5)
+        if self.watch is not None:
+            await self.watch.stop()
+        if self.live is not None:
+            await self.live.close()
         if self._http is not None:
             await self._http.aclose()
             self._http = None

@@ -159,4 +159,7 @@ class JobWatch:
                 self._ignored.add(key)
                 continue
             await self._cards.publish(env, job, track_id=track_id)
+            if job.is_terminal:
+                # Ended jobs never change again: no need to look at them, even if their card is forgotten.
+                self._ignored.add(key)
         return True

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from slack_bolt.async_app import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
@@ -26,6 +28,8 @@ class ListenerContext:
     metrics: Metrics
     notifier: NotificationCards | None = None
     on_follow: OnFollow | None = None
+    # The tasks delivering a reply right now, so that a shutdown can let them finish.
+    in_flight: set[asyncio.Task[Any]] = field(default_factory=set)
 
     async def reply(
         self,
@@ -40,6 +44,9 @@ class ListenerContext:
         logged with an incident ID and the user is told, so the bot keeps serving."""
         started = time.perf_counter()
         outcome = "internal_error"
+        task = asyncio.current_task()
+        if task is not None:
+            self.in_flight.add(task)
         try:
             reply = await work()
             outcome = reply.outcome
@@ -64,5 +71,7 @@ class ListenerContext:
                     "could not tell the user about the failure", extra={"incident": incident}
                 )
         finally:
+            if task is not None:
+                self.in_flight.discard(task)
             self.metrics.commands.labels(name, outcome).inc()
             self.metrics.handler_seconds.labels(name).observe(time.perf_counter() - started)

@@ -49,47 +49,101 @@ async def deliver(
     notifier: NotificationCards | None,
     on_follow: OnFollow | None = None,
 ) -> None:
+    """Show the reply to the user, then keep the records: the notification card, the audit line, the live
+    card. The records are kept even when showing the reply failed: an action Zuora carried out is never
+    missing from the audit trail because Slack hiccupped."""
+    follow = reply.follow
+    if notifier is not None and follow is not None:
+        await (
+            notifier.ensure_loaded()
+        )  # so that a notification card clicked after a restart is known
+    card: Posted | None = None
+    try:
+        card = await _show(reply, client=client, respond=respond, origin=origin, notifier=notifier)
+    except Exception:
+        log.exception("the reply could not be shown", extra={"outcome": reply.outcome})
+    finally:
+        await _keep_records(reply, card, notifier=notifier, on_follow=on_follow)
+
+
+async def _show(
+    reply: Reply,
+    *,
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+    origin: Origin,
+    notifier: NotificationCards | None,
+) -> Posted | None:
+    """Where the user sees the reply; returns the channel card that can be kept current, if any."""
     message = reply.message.as_kwargs()
     follow = reply.follow
-    # A click on a notification card: the notifier edits that card (keeping its metadata), not response_url.
-    on_notification_card = (
+    in_notification_channel = notifier is not None and origin.channel_id == notifier.channel
+    # The job's card in the notification channel is the notifier's: it edits it (keeping its metadata) or
+    # posts it, so a click on it or a command typed there never makes a second card.
+    notifier_shows_it = (
         notifier is not None
         and follow is not None
-        and notifier.is_card(origin.channel_id, origin.message_ts)
+        and (
+            notifier.is_card(origin.channel_id, origin.message_ts)
+            or (in_notification_channel and follow.announce)
+        )
     )
-    card: Posted | None = None
     if reply.replacement is not None:
         await respond(replace_original=True, **reply.replacement.as_kwargs())
     if reply.replace_original and reply.replacement is None:
-        if not on_notification_card:
-            await respond(replace_original=True, **message)
-            if origin.channel_id and origin.message_ts and not origin.is_ephemeral:
-                card = Posted(origin.channel_id, origin.message_ts)
-            elif origin.channel_id and follow is not None and follow.announce:
-                # An action taken from an ephemeral card or list: the clicker sees the result in place,
-                # and the team gets the card that stays current.
-                card = await _post_in_channel(
-                    client, respond, origin.channel_id, message, origin.response_url
-                )
-    elif reply.visibility == "in_channel" and origin.channel_id:
-        card = await _post_in_channel(
+        if notifier_shows_it:
+            return None
+        await respond(replace_original=True, **message)
+        if origin.channel_id and origin.message_ts and not origin.is_ephemeral:
+            return Posted(origin.channel_id, origin.message_ts)
+        if origin.channel_id and follow is not None and follow.announce:
+            # An action taken from an ephemeral card or list: the clicker sees the result in place, and the
+            # team gets the card that stays current.
+            return await _post_in_channel(
+                client, respond, origin.channel_id, message, origin.response_url
+            )
+        return None
+    if reply.visibility == "in_channel" and origin.channel_id:
+        if notifier_shows_it:
+            return None
+        return await _post_in_channel(
             client, respond, origin.channel_id, message, origin.response_url
         )
-    else:
-        await respond(response_type="ephemeral", replace_original=False, **message)
+    await respond(response_type="ephemeral", replace_original=False, **message)
+    return None
+
+
+async def _keep_records(
+    reply: Reply,
+    card: Posted | None,
+    *,
+    notifier: NotificationCards | None,
+    on_follow: OnFollow | None,
+) -> None:
+    """Each step on its own: one failing cannot skip the next."""
+    follow = reply.follow
     if follow is not None and notifier is not None:
-        await notifier.publish(
-            follow.env,
-            follow.job,
-            note=follow.note,
-            requested_by=follow.requested_by,
-            track_id=follow.track_id,
-            create=follow.announce,
-        )
+        try:
+            await notifier.publish(
+                follow.env,
+                follow.job,
+                note=follow.note,
+                requested_by=follow.requested_by,
+                track_id=follow.track_id,
+                create=follow.announce,
+            )
+        except Exception:
+            log.exception("notification card not kept")
     if reply.audit is not None and notifier is not None:
-        await notifier.record(reply.audit.env, reply.audit.job_id, reply.audit.message)
+        try:
+            await notifier.record(reply.audit.env, reply.audit.job_id, reply.audit.message)
+        except Exception:
+            log.exception("audit line not posted")
     if follow is not None and on_follow is not None:
-        await on_follow(follow, card)
+        try:
+            await on_follow(follow, card)
+        except Exception:
+            log.exception("live card not followed")
 
 
 async def _post_in_channel(
