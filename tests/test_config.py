@@ -438,3 +438,14 @@ def test_log_level_and_format_ignore_case(monkeypatch: pytest.MonkeyPatch) -> No
     setenv(monkeypatch, {**MINIMAL, "LOG_LEVEL": "debug", "LOG_FORMAT": "JSON"})
     s = load_settings(env_file=None)
     assert (s.log_level, s.log_format) == ("DEBUG", "json")
+
+
+def test_env_example_documents_every_setting() -> None:
+    """.env.example names every variable the bot reads (the interface's configuration table)."""
+    example = (Path(__file__).resolve().parent.parent / ".env.example").read_text(encoding="utf-8")
+    documented = {
+        line.split("=", 1)[0]
+        for line in example.splitlines()
+        if "=" in line and not line.startswith("#")
+    }
+    assert documented == {name.upper() for name in Settings.model_fields}

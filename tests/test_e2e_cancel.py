@@ -312,3 +312,39 @@ async def test_no_secret_in_any_log_line(
     assert issued_tokens
     for secret in (*SECRETS, *issued_tokens):
         assert secret not in logged
+
+
+async def test_slack_rate_limit_on_posting_the_card_is_retried(
+    bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
+) -> None:
+    slack.fail_next("chat.postMessage", error="ratelimited", retry_after=1)
+    await slack.send_command(bot.events_url, f"cancel staging {JOB_CANCELLABLE}", ALLOWED, CHANNEL)
+    card = await reply_to(slack, CHANNEL, ALLOWED, "CANCELLING", timeout=8)
+    assert (
+        card.ephemeral_for is None
+    )  # posted by chat.postMessage after the 429, not through response_url
+    posts = [c for c in slack.calls_to("chat.postMessage") if c.args.get("channel") == CHANNEL]
+    assert len(posts) == 2 and posts[0].status == 429
+
+
+@pytest.mark.parametrize("first", ["forged", "401"])
+async def test_the_next_command_works_after_a_forged_request_or_a_401(
+    bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator, first: str
+) -> None:
+    if first == "forged":
+        delivery = await slack.send_command(
+            bot.events_url,
+            f"cancel staging {JOB_CANCELLABLE}",
+            ALLOWED,
+            CHANNEL,
+            sign_mode="bad_signature",
+        )
+        assert delivery.status == 401
+    else:
+        zuora.inject("status", operation=CANCEL, status=401, count=2)
+        await slack.send_command(
+            bot.events_url, f"cancel staging {JOB_CANCELLABLE}", ALLOWED, CHANNEL
+        )
+        await reply_to(slack, CHANNEL, ALLOWED, "HTTP 401")
+    await slack.send_command(bot.events_url, f"cancel staging {JOB_CANCELLABLE}", ALLOWED, CHANNEL)
+    await reply_to(slack, CHANNEL, ALLOWED, "CANCELLING")
