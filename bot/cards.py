@@ -91,6 +91,11 @@ class NotificationCards:
     def get(self, env_id: str, job_id: str) -> CardRef | None:
         return self._cards.get((env_id, job_id))
 
+    def newest_card_time(self, env_id: str) -> float | None:
+        """When the newest known card of an environment was posted (its Slack ts), or None."""
+        times = [float(card.ts) for (env, _job), card in self._cards.items() if env == env_id]
+        return max(times, default=None)
+
     def is_card(self, channel: str | None, ts: str | None) -> bool:
         return channel == self.channel and any(card.ts == ts for card in self._cards.values())
 

@@ -8,7 +8,8 @@ never two at once; a round in which nothing could be listed doubles the pause be
 `max_backoff` (one failing environment alone does not slow the others).
 
 The first listing of an environment after a start announces only jobs that are not terminal, so a new
-installation does not flood the channel with history. Cards announced before a restart are known again from the channel's history
+installation does not flood the channel with history; the exception is a job created after the newest card
+of that environment (it started and ended while the bot was down), which is announced. Cards announced before a restart are known again from the channel's history
 (`NotificationCards.ensure_loaded`): an unchanged job is not posted again, a job that changed while the bot was down
 gets its card updated.
 """
@@ -149,6 +150,9 @@ class JobWatch:
             return False
         first_listing = env.id not in self._seen_environments
         self._seen_environments.add(env.id)
+        # After a restart, the newest card of this environment says until when the channel is up to date:
+        # a job created after it that has already ended came and went while the bot was down.
+        caught_up_to = self._cards.newest_card_time(env.id) if first_listing else None
         for job in sorted(jobs, key=lambda j: j.create_time.timestamp() if j.create_time else 0.0):
             if not job.id:
                 continue
@@ -156,8 +160,14 @@ class JobWatch:
             if key in self._ignored:
                 continue
             if self._cards.get(env.id, job.id) is None and job.is_terminal and first_listing:
-                self._ignored.add(key)
-                continue
+                missed = (
+                    caught_up_to is not None
+                    and job.create_time is not None
+                    and job.create_time.timestamp() > caught_up_to
+                )
+                if not missed:  # history from before the bot watched: not announced
+                    self._ignored.add(key)
+                    continue
             await self._cards.publish(env, job, track_id=track_id)
             if job.is_terminal:
                 # Ended jobs never change again: no need to look at them, even if their card is forgotten.

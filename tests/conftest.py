@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -44,7 +45,8 @@ def _no_outside_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def clock() -> ManualClock:
-    return ManualClock()
+    """Zuora's clock, moved by hand; it starts at the real time, as Slack's (the emulator's) runs on it."""
+    return ManualClock(start=datetime.now(UTC).replace(microsecond=0))
 
 
 @pytest.fixture

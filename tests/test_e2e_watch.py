@@ -244,3 +244,22 @@ async def test_an_older_view_never_takes_a_card_back(
         m for m in slack.messages(NOTIFY) if m.thread_ts == card.ts and "has ended" in text_of(m)
     ]
     assert len(endings) == 1
+
+
+async def test_a_job_that_came_and_went_while_the_bot_was_down_is_announced(
+    start_bot: StartBot, slack: SlackEmulator, zuora: ZuoraSimulator, clock: ManualClock
+) -> None:
+    first = await watching(start_bot, sandbox_watch_environments="qa")
+    job = zuora.add_job(ENV_QA, status="QUEUED")
+    await slack.wait_for(lambda: cards(slack, job["id"]))
+    await first.stop()
+    clock.advance(3 * 3600)  # the first job ends while the bot is down...
+    await asyncio.sleep(0.01)
+    missed = zuora.add_job(ENV_QA, status="QUEUED")  # ...and another one starts
+    zuora.fail_job(ENV_QA, missed["id"])  # and fails, all while the bot is down
+    second = await watching(start_bot, sandbox_watch_environments="qa")
+    await rounds(second, 2)
+    (card,) = cards(slack, missed["id"])
+    assert "FAILED" in text_of(card)
+    (old,) = cards(slack, job["id"])
+    assert "COMPLETED" in text_of(old)
