@@ -1,0 +1,160 @@
+"""The Zuora client against the simulator over real loopback HTTP: every operation, the cancellation and
+refresh rules as Zuora states them, token expiry, and each fault kind mapped to its exception."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from bot.sim.clock import ManualClock
+from bot.sim.zuora import ZuoraSimulator
+from bot.sim.zuora_seed import (
+    ENV_DEV,
+    ENV_QA,
+    ENV_STAGING,
+    ENV_UAT,
+    JOB_CANCELLABLE,
+    JOB_PAST_RESETTING,
+)
+from bot.zuora.auth import OAuthClientCredentials
+from bot.zuora.client import ZuoraClient
+from bot.zuora.errors import (
+    ZuoraConnectionError,
+    ZuoraMalformedResponseError,
+    ZuoraNotFoundError,
+    ZuoraPermissionError,
+    ZuoraRejectedError,
+    ZuoraServerError,
+    ZuoraTimeoutError,
+)
+from bot.zuora.models import JobStatus
+from bot.zuora.retry import RetryPolicy
+from tests.conftest import ZUORA_CLIENT_ID, ZUORA_CLIENT_SECRET
+
+
+async def no_sleep(seconds: float) -> None:
+    return None
+
+
+@pytest.fixture
+async def client(
+    zuora: ZuoraSimulator,
+) -> AsyncIterator[tuple[ZuoraClient, OAuthClientCredentials]]:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(1.0)) as http:
+        auth = OAuthClientCredentials(
+            http=http,
+            base_url=zuora.base_url,
+            client_id=ZUORA_CLIENT_ID,
+            client_secret=SecretStr(ZUORA_CLIENT_SECRET),
+        )
+        yield (
+            ZuoraClient(
+                base_url=zuora.base_url,
+                auth=auth,
+                http=http,
+                gzip_requests=True,
+                retry=RetryPolicy(attempts=3, base_delay=0.01),
+                sleep=no_sleep,
+            ),
+            auth,
+        )
+
+
+async def test_every_operation(
+    client: tuple[ZuoraClient, OAuthClientCredentials], clock: ManualClock
+) -> None:
+    zuora, _ = client
+    environments = await zuora.list_test_environments()
+    assert {e.id for e in environments} >= {ENV_STAGING, ENV_UAT, ENV_QA, ENV_DEV}
+    dev = await zuora.get_test_environment(ENV_DEV)
+    assert dev.environment_type == "DEVELOPER"
+    jobs = await zuora.list_jobs(ENV_STAGING)
+    assert JOB_CANCELLABLE in {j.id for j in jobs}
+    job = await zuora.get_job(ENV_STAGING, JOB_CANCELLABLE)
+    assert job.status is JobStatus.EXPORTING and job.is_cancellable
+    cancelled = await zuora.cancel_job(ENV_STAGING, JOB_CANCELLABLE, track_id="sandbox-bot-test-1")
+    assert cancelled.status is JobStatus.CANCELLING
+    again = await zuora.cancel_job(ENV_STAGING, JOB_CANCELLABLE)  # cancelling twice is harmless
+    assert again.status is JobStatus.CANCELLING
+    clock.advance(120)
+    assert (await zuora.get_job(ENV_STAGING, JOB_CANCELLABLE)).status is JobStatus.CANCELLED
+    created = await zuora.create_refresh_job(ENV_QA)
+    assert created.status in (JobStatus.NEW, JobStatus.QUEUED)
+    assert created.id in {j.id for j in await zuora.list_jobs(ENV_QA)}
+
+
+async def test_cancel_past_the_reset_stage_is_rejected_with_zuoras_reasons(
+    client: tuple[ZuoraClient, OAuthClientCredentials],
+) -> None:
+    zuora, _ = client
+    with pytest.raises(ZuoraRejectedError) as caught:
+        await zuora.cancel_job(ENV_UAT, JOB_PAST_RESETTING, track_id="sandbox-bot-past")
+    error = caught.value
+    assert error.status == 400 and error.reasons and len(error.reasons[0].code) == 8
+    assert error.track_id == "sandbox-bot-past" and error.request_id and len(error.request_id) == 36
+
+
+async def test_unknown_job_is_not_found_and_second_refresh_is_refused(
+    client: tuple[ZuoraClient, OAuthClientCredentials],
+) -> None:
+    zuora, _ = client
+    with pytest.raises(ZuoraNotFoundError):
+        await zuora.get_job(ENV_STAGING, "no-such-job")
+    with pytest.raises(ZuoraPermissionError) as caught:
+        await zuora.create_refresh_job(
+            ENV_DEV
+        )  # refreshed 3 days ago; a Developer Sandbox waits 14
+    assert caught.value.status == 403 and caught.value.reasons
+
+
+async def test_expired_tokens_are_renewed_once(
+    client: tuple[ZuoraClient, OAuthClientCredentials], zuora: ZuoraSimulator
+) -> None:
+    api, auth = client
+    await api.get_job(ENV_STAGING, JOB_CANCELLABLE)
+    zuora.expire_tokens()
+    await api.get_job(ENV_STAGING, JOB_CANCELLABLE)
+    assert auth.requests_made == 2
+
+
+@pytest.mark.parametrize(
+    ("fault", "params", "kind"),
+    [
+        ("status", {"status": 500, "body": "classic"}, ZuoraServerError),
+        ("garbage", {}, ZuoraMalformedResponseError),
+        ("drop", {}, ZuoraConnectionError),
+        ("latency", {"seconds": 2.0}, ZuoraTimeoutError),
+    ],
+)
+async def test_each_fault_on_cancel_maps_to_its_exception_without_a_blind_retry(
+    client: tuple[ZuoraClient, OAuthClientCredentials],
+    zuora: ZuoraSimulator,
+    fault: str,
+    params: dict[str, object],
+    kind: type[Exception],
+) -> None:
+    api, _ = client
+    zuora.inject(fault, operation="performActionOfJob", count=None, **params)  # type: ignore[arg-type]
+    with pytest.raises(kind) as caught:
+        await api.cancel_job(ENV_STAGING, JOB_CANCELLABLE, track_id="sandbox-bot-fault")
+    assert caught.value.track_id == "sandbox-bot-fault"  # type: ignore[attr-defined]
+    if fault in ("status", "garbage"):
+        assert caught.value.request_id  # type: ignore[attr-defined]
+    if fault == "status":
+        assert caught.value.reasons  # type: ignore[attr-defined]
+    # None of these is retried for a cancel: Zuora may have acted (or answered, for 500).
+    assert len([r for r in zuora.requests if r.operation == "performActionOfJob"]) == 1
+
+
+async def test_rate_limit_and_503_are_retried_for_a_get(
+    client: tuple[ZuoraClient, OAuthClientCredentials], zuora: ZuoraSimulator
+) -> None:
+    api, _ = client
+    zuora.inject("rate_limit", operation="getJobOfTestEnvironment", retry_after=0)
+    zuora.inject("status", operation="getJobOfTestEnvironment", status=503, body="empty")
+    job = await api.get_job(ENV_STAGING, JOB_CANCELLABLE)
+    assert job.id == JOB_CANCELLABLE
+    assert len([r for r in zuora.requests if r.operation == "getJobOfTestEnvironment"]) == 3
