@@ -32,6 +32,7 @@ from bot.zuora.errors import (
     ZuoraServerError,
     ZuoraTimeoutError,
     ZuoraUnavailableError,
+    zuora_did_not_act,
 )
 from bot.zuora.models import Job, JobStatus, TestEnvironment, is_cancellable, is_terminal
 
@@ -306,6 +307,11 @@ def requested_by_of(card_blocks: Sequence[Any]) -> str | None:
 
 
 def _meaning(error: ZuoraError, action: str) -> str:
+    if action == "refresh" and not zuora_did_not_act(error):
+        return (
+            "The refresh may have started anyway: check `/sandbox jobs <env>` before asking again "
+            "(this confirmation will not send it twice). Give Zuora support the IDs below if in doubt."
+        )
     if isinstance(error, ZuoraRejectedError) and action == "cancel":
         return (
             "A refresh can be cancelled only before its reset stage (RESETTING). From RESETTING on, "
@@ -328,11 +334,6 @@ def _meaning(error: ZuoraError, action: str) -> str:
             else " in a minute"
         )
         return f"Zuora is limiting how fast the bot may call it. Try again{wait}."
-    if action == "refresh" and isinstance(error, ZuoraServerError | ZuoraMalformedResponseError):
-        return (
-            "The refresh may have started anyway: check `/sandbox jobs <env>` before asking again "
-            "(this confirmation will not send it twice). Give Zuora support the IDs below if in doubt."
-        )
     if isinstance(error, ZuoraServerError):
         return "Zuora had a problem on its side. Try again shortly; if it persists, give Zuora support the IDs below."
     if isinstance(error, ZuoraTimeoutError):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +34,11 @@ EVENT_TYPE = "sandbox_job_card"
 HISTORY_PAGES = 10  # 10 x 200 messages: far more than a notification channel shows between restarts
 MAX_CARDS = 5000  # beyond this, cards of ended jobs are forgotten first (they no longer change)
 LOAD_RETRY_PAUSES = (0.5, 2.0)
+LOAD_COOLDOWN = 60.0
+# chat.update / chat.postMessage errors worth another try later; any other refusal will not go away.
+PASSING_ERRORS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
 # chat.update errors that mean the card no longer exists (deleted, or the bot lost access): post a new one.
 CARD_GONE = frozenset(
     {"message_not_found", "cant_update_message", "channel_not_found", "is_archived"}
@@ -84,6 +90,7 @@ class NotificationCards:
         self._cards: dict[Key, CardRef] = {}
         self._lock = asyncio.Lock()
         self._loaded = False
+        self._failed_at: float | None = None
 
     def env(self, env_id: str) -> EnvRef:
         return EnvRef(id=env_id, alias=self._aliases.get(env_id))
@@ -99,10 +106,23 @@ class NotificationCards:
     def is_card(self, channel: str | None, ts: str | None) -> bool:
         return channel == self.channel and any(card.ts == ts for card in self._cards.values())
 
-    async def ensure_loaded(self) -> bool:
-        """Read the channel's history once (retried on the next call after a failure). True when done."""
-        async with self._lock:
-            return await self._load_once()
+    async def ensure_loaded(self, *, patient: bool = False) -> bool:
+        """Read the channel's history once. True when done.
+
+        After a failure it is tried again at most every `LOAD_COOLDOWN` seconds, so an unreadable channel
+        (the bot not invited) does not cost two Slack calls per card update. `patient` tries now and then
+        twice more with pauses, each outside the lock: for posting a new card, where missing the history
+        could make a second card for a job announced before a restart."""
+        if self._loaded:
+            return True
+        pauses = (0.0, *LOAD_RETRY_PAUSES) if patient else (0.0,)
+        for pause in pauses:
+            if pause:
+                await asyncio.sleep(pause)
+            async with self._lock:
+                if await self._load_once(force=patient):
+                    return True
+        return False
 
     async def publish(
         self,
@@ -118,15 +138,8 @@ class NotificationCards:
         if not job.id:
             return None
         key = (env.id, job.id)
+        await self.ensure_loaded(patient=create and key not in self._cards)
         async with self._lock:
-            loaded = await self._load_once()
-            if not loaded and create:
-                # Posting without the history could make a second card for a job announced before a
-                # restart: try a little longer (the user already has their reply), then post anyway.
-                for pause in LOAD_RETRY_PAUSES:
-                    await asyncio.sleep(pause)
-                    if await self._load_once():
-                        break
             card = self._cards.get(key)
             if card is None and not create:
                 return None
@@ -161,8 +174,8 @@ class NotificationCards:
 
     async def record(self, env: EnvRef, job_id: str | None, line: blocks.Message) -> None:
         """An action taken through the bot: in the job card's thread, or in the channel without a card."""
+        await self.ensure_loaded()
         async with self._lock:
-            await self._load_once()
             card = self._cards.get((env.id, job_id)) if job_id else None
             await self._post(line, thread_ts=card.ts if card else None)
 
@@ -178,13 +191,19 @@ class NotificationCards:
                 )
                 return card
             except Exception as error:  # Slack refused, or could not be reached after its retries
-                if _slack_error(error) not in CARD_GONE:
-                    # A passing failure: leave the card as it is; the next publish edits it again.
+                if is_passing(error):
+                    # Leave the card as it is; the next publish edits it again.
                     log.warning(
                         "notification card not edited this time",
                         extra={"error": _slack_error(error)},
                     )
                     return None
+                if _slack_error(error) not in CARD_GONE:
+                    # A lasting refusal (invalid_blocks, token_revoked, ...): trying again would not help.
+                    log.error(
+                        "notification card refused by Slack", extra={"error": _slack_error(error)}
+                    )
+                    return card
                 log.warning(
                     "notification card is gone; posting it anew",
                     extra={"error": _slack_error(error)},
@@ -222,12 +241,17 @@ class NotificationCards:
 
     # -- restart ---------------------------------------------------------------------------------------------------
 
-    async def _load_once(self) -> bool:
+    async def _load_once(self, *, force: bool = False) -> bool:
+        """Under the lock. Skips the attempt within `LOAD_COOLDOWN` of a failure unless `force`."""
         if self._loaded:
             return True
+        now = time.monotonic()
+        if not force and self._failed_at is not None and now - self._failed_at < LOAD_COOLDOWN:
+            return False
         try:
             count = await self._load()
         except Exception as error:
+            self._failed_at = now
             log.warning(
                 "notification channel history unavailable; cards announced before the restart are unknown",
                 extra={"channel": self.channel, "error": _slack_error(error)},
@@ -282,6 +306,14 @@ class NotificationCards:
             if isinstance(requested_by, str) and _USER_ID.fullmatch(requested_by)
             else None,
         )
+
+
+def is_passing(error: Exception) -> bool:
+    """A Slack failure that may go away: a refusal naming a passing cause, or no answer at all."""
+    response = getattr(error, "response", None)
+    if response is None or not hasattr(response, "get"):
+        return True  # connection errors, timeouts
+    return str(response.get("error")) in PASSING_ERRORS
 
 
 def _slack_error(error: Exception) -> str:

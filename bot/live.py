@@ -22,7 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot import blocks
-from bot.cards import CARD_GONE
+from bot.cards import CARD_GONE, is_passing
 from bot.commands import EnvRef, escape_mrkdwn
 from bot.zuora.client import ZuoraClient
 from bot.zuora.errors import ZuoraError, ZuoraNotFoundError
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 RESPONSE_URL_POSTS = 4  # response_url takes 5 posts; the first one showed the card
 SCHEDULED_POLL_SECONDS = 300.0
+TERMINAL_CATCH_UPS = 3
 
 
 @dataclass
@@ -55,6 +56,7 @@ class _Watch:
     placements: list[Placement] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
     behind: bool = False  # a card did not take the last state: show it again at the next poll
+    catch_ups: int = 0  # polls since the job ended
 
 
 # Told every fresh view of a followed job (the notification card keeps up through it); False when it could
@@ -206,9 +208,13 @@ class LiveCards:
             # A card Slack did not take this time is shown again at the next poll, even if nothing changed:
             # the last state of a job (its end above all) must reach every card.
             watch.behind = not (shown and observed)
-            if job.is_terminal and not watch.behind:
-                await self._announce_end(watch, job)
-                return
+            if job.is_terminal:
+                watch.catch_ups += 1
+                # Once every card took the end, or after a few tries (Slack keeps failing), the job is
+                # done: it does not change any more, so there is nothing to poll for.
+                if not watch.behind or watch.catch_ups > TERMINAL_CATCH_UPS:
+                    await self._announce_end(watch, job)
+                    return
 
     # -- Slack side ----------------------------------------------------------------------------------------------
 
@@ -241,9 +247,13 @@ class LiveCards:
                 )
                 return True
             except Exception as error:  # refused, or Slack unreachable after the client's retries
-                if _slack_error(error) not in CARD_GONE:
+                if is_passing(error):
                     log.info("chat.update failed this time", extra={"error": _slack_error(error)})
                     return False
+                if _slack_error(error) not in CARD_GONE:
+                    # A lasting refusal: showing it again would not help.
+                    log.error("live card refused by Slack", extra={"error": _slack_error(error)})
+                    return True
                 log.info("the card is gone; posting it anew", extra={"error": _slack_error(error)})
             try:
                 response = await self._slack.chat_postMessage(

@@ -36,13 +36,9 @@ from bot.commands import (
 from bot.permissions import Decision, Permissions
 from bot.zuora.client import ZuoraClient
 from bot.zuora.errors import (
-    ZuoraAuthenticationError,
     ZuoraError,
-    ZuoraNotFoundError,
     ZuoraPermissionError,
-    ZuoraRateLimitedError,
-    ZuoraRejectedError,
-    ZuoraUnavailableError,
+    zuora_did_not_act,
 )
 from bot.zuora.models import Job
 from bot.zuora.trackid import new_track_id
@@ -165,9 +161,8 @@ class Operations:
             env_id, at = decode_refresh_value(click.value, now=self._now())
         except UsageError as error:
             return Reply(blocks.usage_error(error), outcome="usage")
-        problem = self._confirmation_problem(
-            click
-        )  # also claims the confirmation: a double click stops here
+        # This also claims the confirmation: a second click stops here.
+        problem = self._confirmation_problem(click)
         if problem is not None:
             return problem
         refusal = await self._authorise(click.user_id, "refresh", env=env_id)
@@ -368,9 +363,8 @@ class Operations:
             job = await self._zuora.create_refresh_job(env.id, scheduled_at=at, track_id=track_id)
         except ZuoraError as error:
             if zuora_did_not_act(error):
-                self._confirmed.pop(
-                    click.block_id, None
-                )  # nothing started: the user may confirm again
+                # Nothing started: the user may confirm again.
+                self._confirmed.pop(click.block_id, None)
             # Otherwise (5xx, a timeout after sending, an unreadable answer) the refresh may have started:
             # the confirmation stays used, and the message says to check the jobs before asking again.
             audit.record(
@@ -445,20 +439,6 @@ def _next_refresh_hint(error: ZuoraError) -> str | None:
             when = when if when.tzinfo else when.replace(tzinfo=UTC)
             return f":calendar: Zuora says the next refresh is possible {blocks.slack_date(when)}."
     return None
-
-
-def zuora_did_not_act(error: ZuoraError) -> bool:
-    """True when the error proves Zuora did not carry the request out (so asking again cannot double it)."""
-    if isinstance(error, ZuoraUnavailableError):
-        return not error.request_sent
-    return isinstance(
-        error,
-        ZuoraRejectedError
-        | ZuoraPermissionError
-        | ZuoraNotFoundError
-        | ZuoraAuthenticationError
-        | ZuoraRateLimitedError,
-    )
 
 
 def _with_id(job: Job, job_id: str) -> Job:

@@ -32,9 +32,9 @@ from bot.zuora.models import Job
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
-ZUORA_MAX_CONNECTIONS = (
-    20  # Zuora allows 40 concurrent requests per tenant by default; leave room for others
-)
+# Zuora allows 40 concurrent requests per tenant by default; leave room for others.
+ZUORA_MAX_CONNECTIONS = 20
+DRAIN_SLACK_SECONDS = 15.0  # time a finished Zuora call may need to reach Slack at shutdown
 
 
 def zuora_http_client(settings: Settings) -> httpx.AsyncClient:
@@ -201,10 +201,7 @@ class Runtime:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        if self._ctx is not None and self._ctx.in_flight:
-            pending = set(self._ctx.in_flight)
-            log.info("waiting for requests in progress", extra={"requests": len(pending)})
-            await asyncio.wait(pending, timeout=self.settings.zuora_timeout_seconds + 5)
+        await self._drain()
         if self.watch is not None:
             await self.watch.stop()
         if self.live is not None:
@@ -212,6 +209,23 @@ class Runtime:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+
+    async def _drain(self) -> None:
+        """Wait for the replies in progress, new ones included, within a budget that covers a slow Zuora
+        call and the Slack side after it."""
+        if self._ctx is None:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 2 * self.settings.zuora_timeout_seconds + DRAIN_SLACK_SECONDS
+        while self._ctx.in_flight and (remaining := deadline - loop.time()) > 0:
+            log.info(
+                "waiting for requests in progress", extra={"requests": len(self._ctx.in_flight)}
+            )
+            await asyncio.wait(set(self._ctx.in_flight), timeout=remaining)
+        if self._ctx.in_flight:
+            log.warning(
+                "stopping with requests in progress", extra={"requests": len(self._ctx.in_flight)}
+            )
 
     async def __aenter__(self) -> Runtime:
         await self.start()

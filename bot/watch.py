@@ -26,12 +26,15 @@ from bot.cards import NotificationCards
 from bot.commands import EnvRef
 from bot.zuora.client import ZuoraClient
 from bot.zuora.errors import ZuoraError
+from bot.zuora.models import is_terminal
 from bot.zuora.retry import NO_RETRY
 from bot.zuora.trackid import new_track_id
 
 log = logging.getLogger(__name__)
 
 ALL = "all"
+# How far back after a restart a job that came and went is still announced.
+CATCH_UP_LIMIT = 7 * 24 * 3600
 
 
 class JobWatch:
@@ -149,10 +152,11 @@ class JobWatch:
             )
             return False
         first_listing = env.id not in self._seen_environments
-        self._seen_environments.add(env.id)
         # After a restart, the newest card of this environment says until when the channel is up to date:
         # a job created after it that has already ended came and went while the bot was down.
         caught_up_to = self._cards.newest_card_time(env.id) if first_listing else None
+        if caught_up_to is not None and time.time() - caught_up_to > CATCH_UP_LIMIT:
+            caught_up_to = None  # too long ago to tell a missed job from history
         for job in sorted(jobs, key=lambda j: j.create_time.timestamp() if j.create_time else 0.0):
             if not job.id:
                 continue
@@ -168,8 +172,11 @@ class JobWatch:
                 if not missed:  # history from before the bot watched: not announced
                     self._ignored.add(key)
                     continue
-            await self._cards.publish(env, job, track_id=track_id)
-            if job.is_terminal:
-                # Ended jobs never change again: no need to look at them, even if their card is forgotten.
+            card = await self._cards.publish(env, job, track_id=track_id)
+            if job.is_terminal and card is not None and is_terminal(card.status):
+                # Its card shows the end: the job never changes again, so it is not looked at any more
+                # (even once its card is forgotten). Until then, each round offers it again.
                 self._ignored.add(key)
+        # Only after the whole listing was handled: an interrupted first listing is done again.
+        self._seen_environments.add(env.id)
         return True

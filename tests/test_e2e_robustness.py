@@ -161,3 +161,31 @@ async def test_forgetting_old_cards_does_not_make_the_watch_post_them_again(
     done = bot.watch.rounds
     await slack.wait_for(lambda: bot.watch is not None and bot.watch.rounds >= done + 5, timeout=10)
     assert len(top_level_cards(slack, first["id"])) == 1
+
+
+async def test_a_command_in_the_notification_channel_is_answered_even_if_the_card_cannot_be_posted(
+    bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
+) -> None:
+    slack.fail_next("chat.postMessage", error="internal_error", count=10)
+    await slack.send_command(bot.events_url, f"cancel staging {JOB_CANCELLABLE}", ALLOWED, NOTIFY)
+    answer = await slack.wait_for_message(
+        NOTIFY, lambda m: m.ephemeral_for is None and "CANCELLING" in text_of(m), timeout=8
+    )
+    assert answer.metadata is None  # the response_url answer, since the card could not be posted
+    assert len(zuora_calls(zuora, CANCEL)) == 1
+
+
+async def test_a_refresh_that_reached_zuora_before_the_connection_dropped_says_it_may_have_started(
+    start_bot: StartBot, slack: SlackEmulator, zuora: ZuoraSimulator
+) -> None:
+    bot = await start_bot(sandbox_environments=f"qa={ENV_QA}")
+    zuora.inject("drop_after", operation="createTestEnvironmentJob")
+    await slack.send_command(bot.events_url, "refresh qa", ALLOWED, CHANNEL)
+    confirmation = await reply_to(slack, CHANNEL, ALLOWED, "sandbox_refresh_confirm")
+    (value,) = action_values(confirmation, "sandbox_refresh_confirm")
+    await slack.send_block_action(
+        bot.events_url, ALLOWED, "sandbox_refresh_confirm", value, CHANNEL, confirmation.ts
+    )
+    answer = await reply_to(slack, CHANNEL, ALLOWED, "Could not refresh")
+    assert "may have started anyway" in text_of(answer)
+    assert "Try again shortly" not in text_of(answer)

@@ -263,3 +263,19 @@ async def test_a_job_that_came_and_went_while_the_bot_was_down_is_announced(
     assert "FAILED" in text_of(card)
     (old,) = cards(slack, job["id"])
     assert "COMPLETED" in text_of(old)
+
+
+async def test_a_card_slack_did_not_take_at_the_end_is_shown_by_a_later_round(
+    start_bot: StartBot, slack: SlackEmulator, zuora: ZuoraSimulator, clock: ManualClock
+) -> None:
+    bot = await watching(start_bot, sandbox_watch_environments="qa")
+    job = zuora.add_job(ENV_QA, status="QUEUED")
+    await slack.wait_for(lambda: cards(slack, job["id"]))
+    slack.fail_next("chat.update", error="internal_error", count=2)
+    clock.advance(3 * 3600)  # it completes; the first edits fail
+    await rounds(bot, 4)
+    (card,) = cards(slack, job["id"])
+    assert "COMPLETED" in text_of(card)
+    await slack.wait_for_message(
+        NOTIFY, lambda m: m.thread_ts == card.ts and "has ended" in text_of(m)
+    )

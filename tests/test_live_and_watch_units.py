@@ -169,3 +169,24 @@ async def test_the_watch_lists_once_per_environment_per_round_and_backs_off_when
     calls = len(zuora_calls(zuora, "getAllJobsOfTestEnvironment"))
     # One request per environment per round, no retries (a round cut short by stop() may add up to 3).
     assert 3 * watch.failed_rounds <= calls - 3 <= 3 * (watch.failed_rounds + 1)
+
+
+async def test_an_ended_job_is_not_polled_for_long_when_its_cards_keep_refusing(
+    zuora_client: ZuoraClient,
+    web: AsyncWebClient,
+    slack: SlackEmulator,
+    zuora: ZuoraSimulator,
+    clock: Any,
+) -> None:
+    seen: list[str] = []
+
+    async def never_shown(env: EnvRef, job: Job, track_id: str) -> bool:
+        seen.append(str(job.status))
+        return False  # the notification card never takes it (archived channel, bot removed, ...)
+
+    live = LiveCards(zuora=zuora_client, slack=web, poll_seconds=0.01, on_job=never_shown)
+    live.follow(STAGING, JOB_CANCELLABLE, None, job=await current(zuora))
+    clock.advance(3 * 3600)
+    await slack.wait_for(lambda: not live.watching, timeout=5)
+    assert seen.count("COMPLETED") == 4  # the end, then three catch-up polls, then it stops
+    await live.close()

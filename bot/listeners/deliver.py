@@ -53,17 +53,26 @@ async def deliver(
     card. The records are kept even when showing the reply failed: an action Zuora carried out is never
     missing from the audit trail because Slack hiccupped."""
     follow = reply.follow
-    if notifier is not None and follow is not None:
-        await (
-            notifier.ensure_loaded()
-        )  # so that a notification card clicked after a restart is known
+    if notifier is not None and follow is not None and origin.channel_id == notifier.channel:
+        # So that a notification card clicked after a restart is known as one.
+        await notifier.ensure_loaded()
     card: Posted | None = None
+    left_to_notifier = False
     try:
-        card = await _show(reply, client=client, respond=respond, origin=origin, notifier=notifier)
+        card, left_to_notifier = await _show(
+            reply, client=client, respond=respond, origin=origin, notifier=notifier
+        )
     except Exception:
         log.exception("the reply could not be shown", extra={"outcome": reply.outcome})
     finally:
-        await _keep_records(reply, card, notifier=notifier, on_follow=on_follow)
+        shown_by_notifier = await _keep_records(reply, card, notifier=notifier, on_follow=on_follow)
+    if left_to_notifier and not shown_by_notifier:
+        # The notification card did not take it: never leave the user without an answer.
+        try:
+            message = reply.message.as_kwargs()
+            await respond(response_type="in_channel", replace_original=False, **message)
+        except Exception:
+            log.exception("the reply could not be shown", extra={"outcome": reply.outcome})
 
 
 async def _show(
@@ -73,8 +82,9 @@ async def _show(
     respond: AsyncRespond,
     origin: Origin,
     notifier: NotificationCards | None,
-) -> Posted | None:
-    """Where the user sees the reply; returns the channel card that can be kept current, if any."""
+) -> tuple[Posted | None, bool]:
+    """Where the user sees the reply. Returns the channel card that can be kept current, if any, and
+    whether the reply was left to the notification card."""
     message = reply.message.as_kwargs()
     follow = reply.follow
     in_notification_channel = notifier is not None and origin.channel_id == notifier.channel
@@ -92,25 +102,27 @@ async def _show(
         await respond(replace_original=True, **reply.replacement.as_kwargs())
     if reply.replace_original and reply.replacement is None:
         if notifier_shows_it:
-            return None
+            return None, True
         await respond(replace_original=True, **message)
         if origin.channel_id and origin.message_ts and not origin.is_ephemeral:
-            return Posted(origin.channel_id, origin.message_ts)
+            return Posted(origin.channel_id, origin.message_ts), False
         if origin.channel_id and follow is not None and follow.announce:
-            # An action taken from an ephemeral card or list: the clicker sees the result in place, and the
-            # team gets the card that stays current.
-            return await _post_in_channel(
+            # An action taken from an ephemeral card or list: the clicker sees the result in place, and
+            # the team gets the card that stays current.
+            posted = await _post_in_channel(
                 client, respond, origin.channel_id, message, origin.response_url
             )
-        return None
+            return posted, False
+        return None, False
     if reply.visibility == "in_channel" and origin.channel_id:
         if notifier_shows_it:
-            return None
-        return await _post_in_channel(
+            return None, True
+        posted = await _post_in_channel(
             client, respond, origin.channel_id, message, origin.response_url
         )
+        return posted, False
     await respond(response_type="ephemeral", replace_original=False, **message)
-    return None
+    return None, False
 
 
 async def _keep_records(
@@ -119,12 +131,14 @@ async def _keep_records(
     *,
     notifier: NotificationCards | None,
     on_follow: OnFollow | None,
-) -> None:
-    """Each step on its own: one failing cannot skip the next."""
+) -> bool:
+    """Each step on its own: one failing cannot skip the next. True when the notification card shows
+    the job as the reply does."""
     follow = reply.follow
+    shown = False
     if follow is not None and notifier is not None:
         try:
-            await notifier.publish(
+            published = await notifier.publish(
                 follow.env,
                 follow.job,
                 note=follow.note,
@@ -132,6 +146,7 @@ async def _keep_records(
                 track_id=follow.track_id,
                 create=follow.announce,
             )
+            shown = published is not None
         except Exception:
             log.exception("notification card not kept")
     if reply.audit is not None and notifier is not None:
@@ -144,6 +159,7 @@ async def _keep_records(
             await on_follow(follow, card)
         except Exception:
             log.exception("live card not followed")
+    return shown
 
 
 async def _post_in_channel(
@@ -153,14 +169,13 @@ async def _post_in_channel(
     message: dict[str, Any],
     response_url: str | None,
 ) -> Posted:
-    """chat.postMessage, so the card can be edited later; where the bot may not post (a private channel it is
-    not in, a DM), response_url's in_channel answer still shows it to everyone there."""
+    """chat.postMessage, so the card can be edited later; where the bot may not post (a private channel it
+    is not in, a DM), response_url's in_channel answer still shows it to everyone there."""
     try:
         response = await client.chat_postMessage(channel=channel_id, **message)
         return Posted(str(response["channel"]), str(response["ts"]))
-    except (
-        Exception
-    ) as error:  # refused (SlackApiError) or Slack unreachable after the client's retries
+    except Exception as error:
+        # Refused (SlackApiError), or Slack unreachable after the client's retries.
         reason = (
             error.response.get("error")
             if isinstance(error, SlackApiError)

@@ -151,3 +151,17 @@ def error_for_status(status: int) -> type[ZuoraError]:
     if status >= 500:
         return ZuoraServerError
     return ZuoraRejectedError
+
+
+def zuora_did_not_act(error: ZuoraError) -> bool:
+    """True when the error proves Zuora did not carry the request out (so asking again cannot double it)."""
+    if isinstance(error, ZuoraUnavailableError):
+        return not error.request_sent
+    return isinstance(
+        error,
+        ZuoraRejectedError
+        | ZuoraPermissionError
+        | ZuoraNotFoundError
+        | ZuoraAuthenticationError
+        | ZuoraRateLimitedError,
+    )
