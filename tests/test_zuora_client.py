@@ -549,3 +549,22 @@ async def test_corrupt_gzip_body_is_a_malformed_response_over_loopback(sleeps: S
         assert caught.value.track_id == "t-gz"
     finally:
         await runner.cleanup()
+
+
+async def test_no_attempt_starts_after_the_deadline(router, http) -> None:
+    token_route(router)
+    api = router.get(JOB_URL).respond(503)
+
+    async def slow_sleep(seconds: float) -> None:
+        await asyncio.sleep(0.1)  # every pause takes a while, whatever the backoff asked
+
+    client = ZuoraClient(
+        base_url=BASE,
+        auth=StaticToken(SecretStr("t")),
+        http=http,
+        sleep=slow_sleep,
+        retry=RetryPolicy(attempts=50, base_delay=0.01, deadline=0.35),
+    )
+    with pytest.raises(ZuoraServerError):
+        await client.get_job(ENV, JOB)
+    assert 2 <= api.call_count < 50  # retried, but stopped by the deadline, not by the attempts

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+)
 
 from bot.zuora.errors import (
     ZuoraError,
@@ -62,6 +68,9 @@ class RetryPolicy:
     max_delay: float = 10.0
     # A Retry-After longer than this is not waited out: the error goes back to the user at once.
     max_retry_after: float = 30.0
+    # No attempt starts after this many seconds of trying: someone in Slack is waiting for the answer
+    # (four 30 s timeouts in a row would otherwise keep them two minutes).
+    deadline: float = 60.0
 
     def delay(self, attempt: int, error: BaseException | None) -> float:
         """Seconds before attempt `attempt + 1` (attempt counts from 1)."""
@@ -95,7 +104,7 @@ async def call_with_retry(
         return policy.delay(state.attempt_number, error)
 
     retrying = AsyncRetrying(
-        stop=stop_after_attempt(policy.attempts),
+        stop=stop_after_attempt(policy.attempts) | stop_before_delay(policy.deadline),
         wait=wait,
         retry=retry_if_exception(retryable),
         sleep=sleep,
