@@ -6,7 +6,6 @@ reaches mrkdwn, so it can never mention `@channel`, `@here` or anyone.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -454,7 +453,7 @@ def action_failed(actor: str, what: str, error: ZuoraError) -> Message:
     return Message(text=escape_mrkdwn(plain), blocks=[_section(text), _support_ids(error)])
 
 
-def help_message(*, allowed: bool, aliases: Mapping[str, str], usage: str) -> Message:
+def help_message(*, allowed: bool, usage: str) -> Message:
     """Help lists only what the asking user may run."""
     if not allowed:
         text = (
@@ -464,11 +463,6 @@ def help_message(*, allowed: bool, aliases: Mapping[str, str], usage: str) -> Me
         )
         return Message(text="/sandbox help", blocks=[_section(text)])
     return Message(text="/sandbox help", blocks=[_section(usage)])
-
-
-def to_json(message: Message) -> str:
-    """For logs and tests: the message as Slack would receive it."""
-    return json.dumps(message.as_kwargs(), ensure_ascii=False)
 
 
 # -- lists ------------------------------------------------------------------------------------------------------

@@ -205,11 +205,7 @@ class Operations:
 
     async def _help(self, user_id: str) -> Reply:
         decision = await self._permissions.check(user_id)
-        return Reply(
-            blocks.help_message(
-                allowed=decision.allowed, aliases=self._aliases, usage=usage_text(self._aliases)
-            )
-        )
+        return Reply(blocks.help_message(allowed=decision.allowed, usage=usage_text(self._aliases)))
 
     async def _authorise(self, user_id: str, action: str, **fields: str) -> Reply | None:
         decision: Decision = await self._permissions.check(user_id)

@@ -52,10 +52,6 @@ class Permissions:
             holders.append(f"{len(self._users)} listed user{'s' if len(self._users) != 1 else ''}")
         return holders
 
-    @property
-    def anyone_configured(self) -> bool:
-        return bool(self._users or self._groups)
-
     async def check(self, user_id: str) -> Decision:
         if user_id in self._users:
             return Decision(True, "listed in SANDBOX_ALLOWED_USERS", via="user")

@@ -69,7 +69,6 @@ async def test_nobody_is_allowed_by_default(lookup: FakeLookup, clock: FakeClock
     assert not decision.allowed
     assert "no allowlist" in decision.reason
     assert decision.via is None
-    assert not perms.anyone_configured
     assert lookup.calls == []
 
 
@@ -208,4 +207,3 @@ async def test_a_failing_group_does_not_stop_another_from_granting(
 def test_granted_by_names_the_groups(lookup: FakeLookup, clock: FakeClock) -> None:
     perms = permissions(lookup, clock, groups=[PLATFORM, OPS, PLATFORM])
     assert perms.granted_by == [f"members of <!subteam^{PLATFORM}>", f"members of <!subteam^{OPS}>"]
-    assert perms.anyone_configured
