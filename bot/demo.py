@@ -26,7 +26,7 @@ from typing import Any
 from bot import logs
 from bot.config import Settings, load_settings
 from bot.runtime import Runtime
-from bot.sim.clock import SystemClock
+from bot.sim.clock import Clock, SystemClock
 from bot.sim.slack import SlackEmulator
 from bot.sim.slack_console import Persona, SlackConsole
 from bot.sim.zuora import ZuoraSimulator
@@ -59,8 +59,10 @@ class Demo:
         speed: float = DEMO_SPEED,
         poll_seconds: float = POLL_SECONDS,
         watch_seconds: float | None = WATCH_SECONDS,
+        clock: Clock | None = None,
     ) -> None:
-        """`port`: the console's (0 picks a free one); the simulator and the bot always take free ones."""
+        """`port`: the console's (0 picks a free one); the simulator and the bot always take free ones.
+        `clock`: the simulator's (tests pass a `ManualClock`); by default real time `speed` times faster."""
         self.port = port
         self.speed = speed
         self.poll_seconds = poll_seconds
@@ -70,7 +72,7 @@ class Demo:
         self._zuora_client_id = secrets.token_hex(16)
         self._zuora_client_secret = secrets.token_urlsafe(32)
         self.zuora = ZuoraSimulator(
-            SystemClock(speed=speed),
+            clock or SystemClock(speed=speed),
             client_id=self._zuora_client_id,
             client_secret=self._zuora_client_secret,
         )

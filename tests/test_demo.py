@@ -32,9 +32,10 @@ from bot.demo import (
     WORK_CHANNEL,
     Demo,
 )
+from bot.sim.clock import ManualClock
 from bot.sim.slack import SlackEmulator
 from bot.sim.slack_console import Persona, SlackConsole
-from bot.sim.slack_state import Message
+from bot.sim.slack_state import Message, RecordedCall
 from bot.sim.zuora_seed import ENV_STAGING, JOB_CANCELLABLE
 
 API = "console/api/"
@@ -46,6 +47,13 @@ STATIC = Path(__file__).resolve().parent.parent / "bot" / "sim" / "static"
 async def demo() -> AsyncIterator[Demo]:
     """The demo without its watch, so that only what a test does reaches Slack."""
     async with Demo(watch_seconds=None) as running:
+        yield running
+
+
+@pytest.fixture
+async def still_demo() -> AsyncIterator[Demo]:
+    """The demo without its watch, with Zuora's clock standing still: jobs move only when a test acts."""
+    async with Demo(watch_seconds=None, clock=ManualClock()) as running:
         yield running
 
 
@@ -185,8 +193,9 @@ async def test_typed_status_shows_an_ephemeral_card_to_the_typist_only(
 
 
 async def test_click_and_confirm_cancels_and_the_card_changes_in_place(
-    demo: Demo, http: aiohttp.ClientSession
+    still_demo: Demo, http: aiohttp.ClientSession
 ) -> None:
+    demo = still_demo  # nothing changes what bob sees until he clicks
     await typed(http, demo, GROUP_USER, STATUS)  # allowed through the user group
     card = await seen(http, demo, GROUP_USER, WORK_CHANNEL, lambda m: "EXPORTING" in shown(m))
     block_id, _ = button(card, "sandbox_cancel_job")
@@ -199,12 +208,9 @@ async def test_click_and_confirm_cancels_and_the_card_changes_in_place(
             channel=WORK_CHANNEL,
             user=GROUP_USER,
             after=before,
-            wait=5,
+            wait=20,
         )
     )
-    await asyncio.sleep(0.3)
-    assert not poll.done()  # the long poll waits for a change
-
     status, answer = await post(
         http,
         demo.url + API + "click",
@@ -217,8 +223,10 @@ async def test_click_and_confirm_cancels_and_the_card_changes_in_place(
         },
     )
     assert (status, answer["ok"]) == (200, True)
-    status, changed = await asyncio.wait_for(poll, 5)
+    # The long poll wakes on what the click changed: not on the bot's reads, nor before the click.
+    status, changed = await asyncio.wait_for(poll, 20)
     assert status == 200 and changed["version"] > before
+    assert any("CANCELLING" in shown(m) for m in changed["messages"])
 
     updated = await seen(
         http,
@@ -228,7 +236,7 @@ async def test_click_and_confirm_cancels_and_the_card_changes_in_place(
         lambda m: m["ts"] == card["ts"] and "CANCELLING" in shown(m),
     )
     assert updated["edited"] is True
-    assert demo.zuora.job(ENV_STAGING, JOB_CANCELLABLE)["status"] in ("CANCELLING", "CANCELLED")
+    assert demo.zuora.job(ENV_STAGING, JOB_CANCELLABLE)["status"] == "CANCELLING"
     note = await seen(http, demo, GROUP_USER, AUDIT_CHANNEL, lambda m: JOB_CANCELLABLE in shown(m))
     assert note["ephemeral"] is False
 
@@ -481,13 +489,42 @@ async def test_stopping_releases_a_waiting_long_poll(console: SlackConsole) -> N
         url = console.url + API + "messages"
         params = {"channel": "C0WORK", "user": "U0ONE", "after": "1000000", "wait": "25"}
         poll = asyncio.ensure_future(session.get(url, params=params))
-        await asyncio.sleep(0.3)
+        await console.emulator.workspace.wait_for(lambda: console.long_polls, 10, "the long poll")
         started = time.monotonic()
         await console.emulator.stop()
-        response = await asyncio.wait_for(poll, 5)
+        response = await asyncio.wait_for(poll, 20)
         assert response.status == 200
         response.release()
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 20  # released, not left to run out its 25 s
+
+
+async def test_the_long_poll_version_moves_only_on_what_that_user_sees_there(
+    console: SlackConsole,
+) -> None:
+    ws = console.emulator.workspace
+    console.emulator.add_user("U0TWO", "two")
+
+    def version() -> int:
+        return int(console.view("C0WORK", "U0ONE")["version"])
+
+    def post(channel: str = "C0WORK", **fields: Any) -> Message:
+        return ws.add_message(Message(channel=channel, ts=ws.next_ts(), user="U0TWO", **fields))
+
+    card = post(text="a card")
+    shown = version()
+    assert shown > 0
+    ws.record(RecordedCall("conversations.history", {}, None, "json", 200, {"ok": True}))
+    post(channel="C0ELSEWHERE", text="another channel")
+    post(text="for two only", ephemeral_for="U0TWO")
+    ws.edit(card, text="a card", metadata={"event_type": "unseen", "event_payload": {}})
+    assert version() == shown  # a read, another channel, someone else's ephemeral, nothing shown
+    ws.edit(card, text="the card, edited")
+    assert version() > shown
+    edited = version()
+    card.deleted = True
+    ws.changed(card)
+    assert version() > edited
+    assert console.view("C0WORK", "U0ONE")["messages"] == []
 
 
 def test_a_console_needs_someone_and_somewhere() -> None:

@@ -9,8 +9,9 @@ The page (`static/console.html`, `.js`, `.css`) talks to a small JSON API under 
 
 - `GET  workspace`: team, personas, channels, user and user-group names, example commands;
 - `GET  messages?channel=C&user=U[&after=V]`: what `U` sees in `C` (edits applied, their own
-  ephemeral messages marked); with `after`, waits until the workspace changed after version `V`
-  (long poll), so `chat.update` shows in place within moments;
+  ephemeral messages marked) and its `version`; with `after`, waits until something `U` sees in `C`
+  changed after version `V` (long poll), so `chat.update` shows in place within moments. Reads,
+  other channels and edits that change nothing shown do not wake it;
 - `POST command {user, channel, text}`: `/sandbox …` as a signed slash command from that user;
 - `POST click {user, channel, ts, block_id, action_id}`: a signed block_actions payload for a
   button on a message that user sees.
@@ -95,6 +96,7 @@ class SlackConsole:
         self.notice = notice
         self.events_url: str | None = None
         self._closing = False
+        self.long_polls = 0  # long polls waiting now
         emulator.extend(self._add_routes)
 
     def attach(self, events_url: str) -> None:
@@ -168,7 +170,7 @@ class SlackConsole:
         except ConsoleError as exc:
             return _error(exc)
         if after is not None:
-            await self._changed_after(after, wait)
+            await self._changed_after(channel, user, after, wait)
         return _json(self.view(channel, user))
 
     async def _command(self, request: web.Request) -> web.Response:
@@ -220,7 +222,7 @@ class SlackConsole:
         """The messages `user` sees in `channel`, oldest first, and how many each channel holds."""
         ws = self.emulator.workspace
         return {
-            "version": ws.version,
+            "version": self.version(channel, user),
             "channel": channel,
             "user": user,
             "messages": [self._message(m) for m in ws.messages(channel) if _sees(user, m)],
@@ -243,12 +245,23 @@ class SlackConsole:
             "edited": bool(message.edits),
         }
 
-    async def _changed_after(self, version: int, wait: float) -> None:
+    def version(self, channel: str, user: str) -> int:
+        """The workspace version of the latest change `user` can see in `channel`."""
+        messages = self.emulator.workspace.messages(channel, include_deleted=True)
+        return max((m.changed for m in messages if _sees(user, m)), default=0)
+
+    async def _changed_after(self, channel: str, user: str, version: int, wait: float) -> None:
         ws = self.emulator.workspace
-        with contextlib.suppress(TimeoutError):  # nothing changed: the page asks again
-            await ws.wait_for(
-                lambda: ws.version > version or self._closing, wait, "a change in the workspace"
-            )
+        self.long_polls += 1
+        try:
+            with contextlib.suppress(TimeoutError):  # nothing changed: the page asks again
+                await ws.wait_for(
+                    lambda: self.version(channel, user) > version or self._closing,
+                    wait,
+                    "a change that user sees in that channel",
+                )
+        finally:
+            self.long_polls -= 1
 
     # ---- validation
 

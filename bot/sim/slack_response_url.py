@@ -111,7 +111,7 @@ class ResponseUrls:
             if original is None:
                 raise ContentError("message_not_found")
             original.deleted = True
-            self.ws.notify()
+            self.ws.changed(original)
             return {"ok": True}
         text = check_text(body["text"]) if "text" in body else None
         blocks = check_blocks(body["blocks"]) if body.get("blocks") is not None else None
@@ -122,13 +122,9 @@ class ResponseUrls:
             raise ContentError("no_text")
         if flag(body.get("replace_original")) and original is not None:
             # Slack replaces the whole content: what the post leaves out is gone.
-            original.replace(
-                when=self.ws.clock(),
-                text=text or "",
-                blocks=blocks or [],
-                attachments=attachments or [],
+            self.ws.edit(
+                original, text=text or "", blocks=blocks or [], attachments=attachments or []
             )
-            self.ws.notify()
             return {"ok": True}
         in_channel = body.get("response_type") == "in_channel"
         thread_ts = body.get("thread_ts")

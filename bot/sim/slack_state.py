@@ -80,6 +80,7 @@ class Message:
     unfurl_media: bool | None = None
     deleted: bool = False
     edits: list[MessageVersion] = field(default_factory=list)
+    changed: int = 0  # the workspace version of its last visible change (posted, edited, deleted)
 
     @property
     def is_ephemeral(self) -> bool:
@@ -97,8 +98,10 @@ class Message:
         blocks: list[JSON] | None = None,
         attachments: list[JSON] | None = None,
         metadata: JSON | None = None,
-    ) -> None:
-        """Apply an edit; fields left as None keep their value, as `chat.update` does."""
+    ) -> bool:
+        """Apply an edit; fields left as None keep their value, as `chat.update` does. True when what
+        a reader sees changed (text, blocks or attachments; block IDs and metadata are not shown)."""
+        shown_before = self._shown()
         self.edits.append(
             MessageVersion(
                 text=self.text,
@@ -116,6 +119,16 @@ class Message:
             self.attachments = attachments
         if metadata is not None:
             self.metadata = metadata
+        return self._shown() != shown_before
+
+    def _shown(self) -> tuple[str, list[JSON], list[JSON]]:
+        blocks = [
+            {k: v for k, v in block.items() if k != "block_id"}
+            if isinstance(block, dict)
+            else block
+            for block in self.blocks
+        ]
+        return self.text, blocks, self.attachments
 
 
 @dataclass(frozen=True)
@@ -165,7 +178,7 @@ class Workspace:
         self._messages: list[Message] = []
         self._last_ts_us = 0
         self._waiters: list[asyncio.Future[None]] = []
-        self.version = 0  # bumped by every change, so a console can ask what changed since
+        self.version = 0  # bumped by every change (reads recorded included); see `Message.changed`
 
     # ---- ids and lookups
 
@@ -232,8 +245,30 @@ class Workspace:
     def add_message(self, message: Message) -> Message:
         message.blocks = with_block_ids(message.blocks)
         self._messages.append(message)
-        self.notify()
+        self.changed(message)
         return message
+
+    def edit(
+        self,
+        message: Message,
+        *,
+        text: str | None = None,
+        blocks: list[JSON] | None = None,
+        attachments: list[JSON] | None = None,
+        metadata: JSON | None = None,
+    ) -> None:
+        """Apply an edit now (see `Message.replace`); only a visible one counts as a change."""
+        if message.replace(
+            when=self.clock(), text=text, blocks=blocks, attachments=attachments, metadata=metadata
+        ):
+            self.changed(message)
+        else:
+            self.notify()
+
+    def changed(self, message: Message) -> None:
+        """Record that `message` changed in a way its readers see (posted, edited or deleted)."""
+        self.notify()
+        message.changed = self.version
 
     def record(self, call: RecordedCall) -> None:
         self.calls.append(call)

@@ -285,14 +285,7 @@ class WebApi:
     def chat_update(self, args: JSON, who: Identity) -> JSON:
         message = self._own_message(args, who, "cant_update_message")
         text, blocks, attachments, metadata = self._content(args)
-        message.replace(
-            when=self.ws.clock(),
-            text=text,
-            blocks=blocks,
-            attachments=attachments,
-            metadata=metadata,
-        )
-        self.ws.notify()
+        self.ws.edit(message, text=text, blocks=blocks, attachments=attachments, metadata=metadata)
         return {
             "ok": True,
             "channel": message.channel,
@@ -328,7 +321,7 @@ class WebApi:
     def chat_delete(self, args: JSON, who: Identity) -> JSON:
         message = self._own_message(args, who, "cant_delete_message")
         message.deleted = True
-        self.ws.notify()
+        self.ws.changed(message)
         return {"ok": True, "channel": message.channel, "ts": message.ts}
 
     def conversations_history(self, args: JSON, who: Identity) -> JSON:
