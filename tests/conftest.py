@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from bot.config import load_settings
 from bot.runtime import Runtime
@@ -16,6 +17,7 @@ from bot.sim.clock import ManualClock
 from bot.sim.slack import SlackEmulator
 from bot.sim.zuora import ZuoraSimulator
 from bot.sim.zuora_seed import ENV_STAGING, ENV_UAT
+from tests.programs import in_ci
 
 ALLOWED = "U0ALLOWED1"
 GROUP_MEMBER = "U0GROUPIE1"
@@ -29,6 +31,12 @@ SIGNING_SECRET = "test-signing-secret-abcdef0123456789"
 ZUORA_CLIENT_ID = "0123abcd-0000-4000-8000-00000000c11d"
 ZUORA_CLIENT_SECRET = "zuora-client-secret-never-logged"
 SECRETS = (BOT_TOKEN, APP_TOKEN, SIGNING_SECRET, ZUORA_CLIENT_SECRET)
+
+# Property tests: derandomized in CI, so that a run can be repeated example for example; random elsewhere, to
+# keep exploring. No deadline in either: a busy machine is slow, not wrong.
+settings.register_profile("ci", derandomize=True, deadline=None, database=None, print_blob=True)
+settings.register_profile("dev", deadline=None)
+settings.load_profile("ci" if in_ci() else "dev")
 
 
 @pytest.fixture(autouse=True)
@@ -89,13 +97,15 @@ StartBot = Callable[..., Awaitable[Runtime]]
 
 
 @pytest.fixture
-async def start_bot(zuora: ZuoraSimulator, slack: SlackEmulator) -> AsyncIterator[StartBot]:
+async def start_bot(
+    zuora: ZuoraSimulator, slack: SlackEmulator, clock: ManualClock
+) -> AsyncIterator[StartBot]:
     """Start a bot with the standard test settings, overridden by keyword (None removes a setting)."""
     started: list[Runtime] = []
 
     async def start(**overrides: Any) -> Runtime:
         settings = load_settings(env_file=None, **bot_settings(zuora, slack, **overrides))
-        runtime = Runtime(settings, host="127.0.0.1")
+        runtime = Runtime(settings, host="127.0.0.1", now=clock.now)
         await runtime.start()
         started.append(runtime)
         return runtime

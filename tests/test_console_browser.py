@@ -1,7 +1,8 @@
 """The demo console in a real browser: Debian's chromium, headless, driven by Playwright.
 
-Skipped when either is missing. To run it: `apt-get install -y chromium` and `pip install playwright`
-(Playwright drives the system chromium; it downloads no browser of its own). The allowed user's test saves
+Skipped when either is missing, except in CI, where that fails the run. To run it: `apt-get install -y
+chromium` (Playwright, from the dev dependencies, drives the system chromium; it downloads no browser of its
+own). The allowed user's test saves
 the screenshot used by the README to docs/console.png.
 """
 
@@ -20,6 +21,7 @@ import pytest
 from bot.demo import ALLOWED_USER, GROUP, OUTSIDER, WORK_CHANNEL, Demo
 from bot.sim.slack_state import Message
 from bot.sim.zuora_seed import ENV_STAGING, JOB_CANCELLABLE
+from tests.programs import require
 
 try:
     from playwright.async_api import Page, async_playwright
@@ -38,10 +40,10 @@ FLAGS = [
 ]
 WAIT_MS = 10_000
 
-pytestmark = pytest.mark.skipif(
-    async_playwright is None or not CHROMIUM.exists(),
-    reason="the browser test needs Debian's chromium and Playwright: "
-    "`apt-get install -y chromium` and `pip install playwright`",
+pytestmark = require(
+    async_playwright is not None and CHROMIUM.exists(),
+    "Debian's chromium and Playwright",
+    "`apt-get install -y chromium` (Playwright comes with the dev dependencies)",
 )
 
 
