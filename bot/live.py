@@ -76,7 +76,9 @@ class LiveCards:
         on_job: OnJob | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """`clock` measures intervals; `now` is the time of day, to compare with Zuora's times."""
         self._zuora = zuora
         self._on_job = on_job
         self._slack = slack
@@ -85,6 +87,7 @@ class LiveCards:
         self._max_backoff = max_backoff
         self._sleep = sleep
         self._clock = clock
+        self._now = now
         self._watches: dict[tuple[str, str], _Watch] = {}
         self._closed = False
 
@@ -198,7 +201,7 @@ class LiveCards:
             watch.last = job
             if job.status == JobStatus.SCHEDULED and job.scheduled_refresh_time is not None:
                 # Follow a scheduled refresh until its time, then for the usual span after it.
-                wait = (job.scheduled_refresh_time - datetime.now(UTC)).total_seconds()
+                wait = (job.scheduled_refresh_time - self._now()).total_seconds()
                 deadline = max(deadline, self._clock() + max(0.0, wait) + self._max_watch)
             shown = True
             if changed or recovered or watch.behind:

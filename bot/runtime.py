@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 
 import httpx
 from aiohttp import web
@@ -64,9 +65,18 @@ def secrets_of(settings: Settings) -> Iterable[str]:
 
 
 class Runtime:
-    def __init__(self, settings: Settings, *, host: str = "0.0.0.0") -> None:  # noqa: S104 (a server's default)
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        host: str = "0.0.0.0",  # noqa: S104 (a server's default)
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        """`now`: the time of day, for rules about times (a refresh must be in the future, confirmations
+        expire); tests give the Zuora simulator's clock."""
         self.settings = settings
         self.host = host
+        self._now = now
         self.metrics = Metrics()
         self.ready = False
         self.port: int | None = None
@@ -118,7 +128,9 @@ class Runtime:
             usergroups=settings.sandbox_allowed_usergroups,
             lookup=members,
         )
-        operations = Operations(zuora=self.zuora, permissions=permissions, aliases=settings.aliases)
+        operations = Operations(
+            zuora=self.zuora, permissions=permissions, aliases=settings.aliases, now=self._now
+        )
         self.operations = operations
         if settings.sandbox_notify_channel:
             self.notifier = NotificationCards(
@@ -129,6 +141,7 @@ class Runtime:
             slack=slack,
             poll_seconds=settings.sandbox_poll_seconds,
             on_job=self._job_seen,
+            now=self._now,
         )
         ctx = ListenerContext(
             operations=operations,

@@ -108,9 +108,10 @@ class JobWatch:
             await self._watch_environment(self._cards.env(env_id)) for env_id in environments
         ]
         ok = any(results) or not results
-        if not ok:
+        if ok:
+            self.rounds += 1
+        else:
             self.failed_rounds += 1
-        self.rounds += 1
         log.debug(
             "watch round",
             extra={

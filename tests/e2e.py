@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import json
+import socket
 from typing import Any
 
-from bot.sim.slack import SlackEmulator
+from bot.runtime import Runtime
+from bot.sim.slack import WAIT_SECONDS, SlackEmulator
 from bot.sim.zuora import RecordedRequest, ZuoraSimulator
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (bound, then released: a small race, harmless on loopback)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def text_of(message: Any) -> str:
@@ -24,7 +33,7 @@ def api_calls(zuora: ZuoraSimulator) -> list[RecordedRequest]:
 
 
 async def reply_to(
-    slack: SlackEmulator, channel: str, user: str, contains: str, timeout: float = 5.0
+    slack: SlackEmulator, channel: str, user: str, contains: str, timeout: float = WAIT_SECONDS
 ) -> Any:
     """The first message in `channel` visible to `user` whose text contains `contains`."""
 
@@ -42,3 +51,19 @@ def action_values(message: Any, action_id: str) -> list[str]:
         if isinstance(block.get("accessory"), dict):
             elements.append(block["accessory"])
     return [e.get("value", "") for e in elements if e.get("action_id") == action_id]
+
+
+def handled(bot: Runtime, command: str) -> float:
+    """How many requests for `command` (a subcommand, or `button_cancel`, `button_status`, ...) the bot has
+    finished: reply delivered, notification and audit line written, whatever the outcome."""
+    return sum(
+        sample.value
+        for metric in bot.metrics.commands.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total") and sample.labels["command"] == command
+    )
+
+
+async def until_handled(slack: SlackEmulator, bot: Runtime, command: str, count: int = 1) -> None:
+    """Wait until the bot has finished `count` requests for `command`: then what did not happen, did not."""
+    await slack.wait_for(lambda: handled(bot, command) >= count)

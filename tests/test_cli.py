@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from tests.conftest import (
     ZUORA_CLIENT_ID,
     ZUORA_CLIENT_SECRET,
 )
+from tests.e2e import free_port
 
 ENV_ID = "c0ffee00000000000000000000000001"
 WRONG_ZUORA_SECRET = "zuora-secret-that-is-wrong-42"
@@ -55,14 +55,6 @@ VARIABLES = (
 @pytest.fixture(autouse=True)
 def _empty_workdir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
-
-
-def closed_port() -> int:
-    """A loopback port that nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def configure_env(
@@ -163,7 +155,7 @@ def test_check_prints_every_problem_and_exits_2(
 def test_check_makes_no_network_call_without_online(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    nowhere = f"http://127.0.0.1:{closed_port()}"
+    nowhere = f"http://127.0.0.1:{free_port()}"
     configure_env(monkeypatch, zuora_url=nowhere, slack_url=f"{nowhere}/api/")
     assert main(["check"]) == 0
     assert "online" not in capsys.readouterr().out
@@ -233,7 +225,7 @@ async def test_online_check_fails_with_a_wrong_slack_token(
 async def test_online_check_reports_unreachable_services(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    nowhere = f"http://127.0.0.1:{closed_port()}"
+    nowhere = f"http://127.0.0.1:{free_port()}"
     configure_env(monkeypatch, zuora_url=nowhere, slack_url=f"{nowhere}/api/")
     assert await asyncio.to_thread(main, ["check", "--online"]) == 2
     out, err = capsys.readouterr()

@@ -37,6 +37,7 @@ from bot.sim.slack import SlackEmulator
 from bot.sim.slack_console import Persona, SlackConsole
 from bot.sim.slack_state import Message, RecordedCall
 from bot.sim.zuora_seed import ENV_STAGING, JOB_CANCELLABLE
+from tests.e2e import free_port
 
 API = "console/api/"
 STATUS = f"/sandbox status staging {JOB_CANCELLABLE}"
@@ -51,15 +52,15 @@ async def demo() -> AsyncIterator[Demo]:
 
 
 @pytest.fixture
-async def still_demo() -> AsyncIterator[Demo]:
+async def still_demo(clock: ManualClock) -> AsyncIterator[Demo]:
     """The demo without its watch, with Zuora's clock standing still: jobs move only when a test acts."""
-    async with Demo(watch_seconds=None, clock=ManualClock()) as running:
+    async with Demo(watch_seconds=None, clock=clock) as running:
         yield running
 
 
 @pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
         yield session
 
 
@@ -479,7 +480,7 @@ async def test_no_bot_attached_or_reachable(
 ) -> None:
     command = {"user": "U0ONE", "channel": "C0WORK", "text": "/sandbox help"}
     assert (await post(http, console.url + API + "command", command))[0] == 503
-    console.attach("http://127.0.0.1:9/slack/events")  # discard port: nothing listens
+    console.attach(f"http://127.0.0.1:{free_port()}/slack/events")  # nothing listens
     status, answer = await post(http, console.url + API + "command", command)
     assert (status, answer["error"]) == (502, "the bot is not reachable")
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from bot.commands import encode_job_value
@@ -13,7 +11,7 @@ from bot.sim.zuora import ZuoraSimulator
 from bot.sim.zuora_seed import ENV_STAGING, ENV_UAT, JOB_CANCELLABLE, JOB_PAST_RESETTING
 from tests.blockkit import assert_valid_blocks
 from tests.conftest import ALLOWED, CHANNEL, NOTIFY, STRANGER
-from tests.e2e import action_values, api_calls, reply_to, text_of, zuora_calls
+from tests.e2e import action_values, api_calls, reply_to, text_of, until_handled, zuora_calls
 
 pytestmark = pytest.mark.usefixtures("no_secrets_logged")
 
@@ -85,7 +83,7 @@ async def test_tampered_button_value_never_reaches_zuora(
         lambda m: m.ts != card.ts and m.ephemeral_for == ALLOWED and "damaged" in text_of(m),  # type: ignore[attr-defined]
     )
     assert "<!channel>" not in text_of(answer)
-    await asyncio.sleep(0.1)
+    await until_handled(slack, bot, "button_cancel")
     assert len(api_calls(zuora)) == before
     assert zuora_calls(zuora, "performActionOfJob") == []
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
-import socket
 import sys
+import time
 from typing import Any
 
 import aiohttp
@@ -17,16 +18,9 @@ from bot.sim.slack import SlackEmulator
 from bot.sim.zuora import ZuoraSimulator
 from bot.sim.zuora_seed import ENV_STAGING, JOB_CANCELLABLE
 from tests.conftest import ALLOWED, CHANNEL, SECRETS, STRANGER, StartBot, bot_settings
-from tests.e2e import reply_to, zuora_calls
+from tests.e2e import free_port, reply_to, zuora_calls
 
 pytestmark = pytest.mark.usefixtures("no_secrets_logged")
-
-
-def free_port() -> int:
-    """A free loopback port (bound, then released: a small race, harmless on loopback in tests)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def get(url: str) -> tuple[int, str, dict[str, str]]:
@@ -36,6 +30,21 @@ async def get(url: str) -> tuple[int, str, dict[str, str]]:
 
 def base(bot: Runtime) -> str:
     return bot.events_url.removesuffix("/slack/events")
+
+
+async def until_healthy(url: str, process: asyncio.subprocess.Process) -> None:
+    """Wait until the bot process answers 200 on /healthz; fail at once if it exits first."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.returncode is not None:
+            raise AssertionError(
+                f"sandbox-bot exited with {process.returncode} before it was ready"
+            )
+        with contextlib.suppress(aiohttp.ClientError):
+            if (await get(url + "/healthz"))[0] == 200:
+                return
+        await asyncio.sleep(0.1)  # polling interval of a readiness probe, not a synchronisation
+    raise AssertionError("sandbox-bot did not become ready")
 
 
 async def test_healthz_is_503_until_ready_then_200(bot: Runtime) -> None:
@@ -59,7 +68,12 @@ async def test_metrics_count_commands_and_zuora_calls(bot: Runtime, slack: Slack
     await reply_to(slack, CHANNEL, STRANGER, "Refresh Central Sandbox")
     await slack.send_command(bot.events_url, "cancel", ALLOWED, CHANNEL)
     await reply_to(slack, CHANNEL, ALLOWED, "Usage")
-    await asyncio.sleep(0.1)
+    # A command is counted once its reply was delivered, which is just after Slack received it.
+    await slack.wait_for(
+        lambda: bot.metrics.registry.get_sample_value(
+            "sandbox_commands_total", {"command": "cancel", "outcome": "usage"}
+        )
+    )
     status, text, headers = await get(base(bot) + "/metrics")
     assert status == 200 and headers["Content-Type"].startswith("text/plain")
     assert 'sandbox_commands_total{command="cancel",outcome="ok"} 1.0' in text
@@ -91,15 +105,7 @@ async def test_sandbox_bot_process_serves_http_mode_and_stops_on_sigterm(
     )
     try:
         url = f"http://127.0.0.1:{settings['port']}"
-        for _ in range(100):
-            try:
-                if (await get(url + "/healthz"))[0] == 200:
-                    break
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-        else:
-            raise AssertionError("sandbox-bot did not become ready")
+        await until_healthy(url, process)
         await slack.send_command(
             url + "/slack/events", f"cancel staging {JOB_CANCELLABLE}", ALLOWED, CHANNEL
         )

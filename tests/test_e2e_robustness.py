@@ -4,7 +4,6 @@ cannot be read at first, a command typed in the notification channel, and many c
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -14,7 +13,7 @@ from bot.sim.slack import SlackEmulator
 from bot.sim.zuora import ZuoraSimulator
 from bot.sim.zuora_seed import ENV_QA, ENV_STAGING, ENV_UAT, JOB_CANCELLABLE
 from tests.conftest import ALLOWED, CHANNEL, NOTIFY, StartBot
-from tests.e2e import action_values, reply_to, text_of, zuora_calls
+from tests.e2e import action_values, reply_to, text_of, until_handled, zuora_calls
 
 pytestmark = pytest.mark.usefixtures("no_secrets_logged")
 
@@ -68,8 +67,7 @@ async def test_a_command_typed_in_the_notification_channel_makes_one_card_there(
     bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
 ) -> None:
     await slack.send_command(bot.events_url, f"cancel staging {JOB_CANCELLABLE}", ALLOWED, NOTIFY)
-    await slack.wait_for(lambda: top_level_cards(slack, JOB_CANCELLABLE))
-    await asyncio.sleep(0.3)
+    await until_handled(slack, bot, "cancel")
     cards_there = [
         m for m in slack.messages(NOTIFY) if not m.is_reply and JOB_CANCELLABLE in text_of(m)
     ]
@@ -131,8 +129,8 @@ async def test_status_click_on_a_notification_card_after_a_restart_keeps_the_car
     await slack.send_block_action(
         second.events_url, ALLOWED, "sandbox_job_status", value, NOTIFY, notification.ts
     )
-    await slack.wait_for(lambda: len(zuora_calls(zuora, "getJobOfTestEnvironment")) >= 1)
-    await asyncio.sleep(0.3)
+    await until_handled(slack, second, "button_status")
+    assert len(zuora_calls(zuora, "getJobOfTestEnvironment")) >= 1
     (card,) = top_level_cards(slack, JOB_CANCELLABLE)
     assert "cancelled this job" in text_of(card)  # its note and metadata were not replaced
     assert card.metadata["event_payload"]["job"] == JOB_CANCELLABLE
@@ -159,7 +157,7 @@ async def test_forgetting_old_cards_does_not_make_the_watch_post_them_again(
     )
     assert bot.watch is not None
     done = bot.watch.rounds
-    await slack.wait_for(lambda: bot.watch is not None and bot.watch.rounds >= done + 5, timeout=10)
+    await slack.wait_for(lambda: bot.watch is not None and bot.watch.rounds >= done + 5)
     assert len(top_level_cards(slack, first["id"])) == 1
 
 

@@ -93,7 +93,7 @@ async def test_a_live_card_stops_following_after_its_cap_and_says_so(
     live.follow(
         STAGING, JOB_CANCELLABLE, Placement(channel=CHANNEL, ts=ts), job=await current(zuora)
     )
-    await slack.wait_for(lambda: not live.watching, timeout=5)
+    await slack.wait_for(lambda: not live.watching)
     card = slack.message(CHANNEL, ts)
     assert card is not None and "stopped following the job" in text_of(card)
     assert (
@@ -112,7 +112,7 @@ async def test_a_live_card_backs_off_on_errors_up_to_its_ceiling(
     live.follow(
         STAGING, JOB_CANCELLABLE, Placement(channel=CHANNEL, ts=ts), job=await current(zuora)
     )
-    await slack.wait_for(lambda: len(sleeps.delays) >= 7, timeout=5)
+    await slack.wait_for(lambda: len(sleeps.delays) >= 7)
     await live.close()
     assert sleeps.delays[:6] == [1, 2, 4, 8, 8, 8]
     card = slack.message(CHANNEL, ts)
@@ -163,7 +163,7 @@ async def test_the_watch_lists_once_per_environment_per_round_and_backs_off_when
     assert len(zuora_calls(zuora, "getAllJobsOfTestEnvironment")) == 3
     zuora.inject("status", operation="getAllJobsOfTestEnvironment", status=500, count=None)
     watch.start()
-    await slack.wait_for(lambda: len(sleeps.delays) >= 5, timeout=5)
+    await slack.wait_for(lambda: len(sleeps.delays) >= 5)
     await watch.stop()
     assert sleeps.delays[:5] == [10, 20, 40, 40, 40]
     calls = len(zuora_calls(zuora, "getAllJobsOfTestEnvironment"))
@@ -187,6 +187,6 @@ async def test_an_ended_job_is_not_polled_for_long_when_its_cards_keep_refusing(
     live = LiveCards(zuora=zuora_client, slack=web, poll_seconds=0.01, on_job=never_shown)
     live.follow(STAGING, JOB_CANCELLABLE, None, job=await current(zuora))
     clock.advance(3 * 3600)
-    await slack.wait_for(lambda: not live.watching, timeout=5)
+    await slack.wait_for(lambda: not live.watching)
     assert seen.count("COMPLETED") == 4  # the end, then three catch-up polls, then it stops
     await live.close()

@@ -49,6 +49,9 @@ from bot.sim.slack_validate import ContentError, check_blocks, check_text
 from bot.sim.slack_webapi import Faults, WebApi
 
 T = TypeVar("T")
+# How long the test-facing waits below wait by default: they return as soon as the condition holds, so a
+# generous bound costs nothing when all is well and keeps a busy machine from failing a test.
+WAIT_SECONDS = 20.0
 
 __all__ = [
     "Channel",
@@ -245,7 +248,7 @@ class SlackEmulator:
     def message(self, channel: str, ts: str) -> Message | None:
         return self.workspace.find(channel, ts, ephemeral=None)
 
-    async def wait_for(self, predicate: Callable[[], T | None], timeout: float = 5.0) -> T:
+    async def wait_for(self, predicate: Callable[[], T | None], timeout: float = WAIT_SECONDS) -> T:
         """Wait until `predicate()` returns something truthy (re-checked on every change)."""
         return await self.workspace.wait_for(predicate, timeout, "the predicate")
 
@@ -255,7 +258,7 @@ class SlackEmulator:
         where: Callable[[RecordedCall], bool] | None = None,
         *,
         since: int = 0,
-        timeout: float = 5.0,
+        timeout: float = WAIT_SECONDS,
     ) -> RecordedCall:
         """The first call of `method` (from index `since` of `calls`) that matches `where`."""
 
@@ -276,7 +279,7 @@ class SlackEmulator:
         channel: str | None = None,
         where: Callable[[Message], bool] | None = None,
         *,
-        timeout: float = 5.0,
+        timeout: float = WAIT_SECONDS,
     ) -> Message:
         """The newest current message in `channel` that matches `where`."""
 
@@ -400,7 +403,7 @@ class SlackEmulator:
     def socket_connections(self) -> int:
         return len(self._socket.connections)
 
-    async def wait_for_socket(self, timeout: float = 5.0) -> None:
+    async def wait_for_socket(self, timeout: float = WAIT_SECONDS) -> None:
         await self.workspace.wait_for(
             lambda: len(self._socket.connections) > 0, timeout, "a Socket Mode connection"
         )
