@@ -1,7 +1,8 @@
 """The benchmarks still run: `python -m bench --quick` once, then its results checked for structure and behaviour.
 
-No speed is asserted, and no ratio threshold, except one property: with Zuora taking 1 s, the bot's p95 ack
-is below 1 s, because the bot acks before it calls Zuora.
+No speed is asserted, and no ratio threshold, except one property that cannot flake: the quick run makes Zuora
+slower than Slack's 3 s ack budget, so a command acked within the budget was acked before Zuora answered (the
+bot acks before it calls Zuora); a bot that waited would time out instead.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 
 from bench import ack, memory, zuora_client
 from bench.__main__ import main
-from bench.common import percentile, summarize
+from bench.common import ACK_BUDGET, percentile, summarize
 from bench.report import format_table, problems, rows
 
 BENCHMARKS = {"ack_latency", "zuora_client", "memory"}
@@ -69,8 +70,9 @@ def test_ack_bench_every_request_acked_and_handled(results: dict[str, Any]) -> N
 def test_the_bots_ack_does_not_wait_for_a_slow_zuora(results: dict[str, Any]) -> None:
     result = results["ack_latency"]
     latency = result["config"]["zuora_latency"]
-    assert latency == 1.0
-    assert result["bot"]["p95"] < latency
+    assert latency == ack.QUICK.zuora_latency > ACK_BUDGET
+    assert result["statuses"]["bot"] == {"200": result["sent"]}  # all acked within the budget...
+    assert result["bot"]["max"] < latency  # ...so before Zuora answered any of them
     assert result["bot_p95_below_zuora_latency"] is True
     # ...while the work itself did wait for Zuora: the replies came after its latency.
     assert min(result["drain_seconds"]) >= latency

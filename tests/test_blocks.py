@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot import blocks
@@ -189,7 +189,7 @@ def test_action_notification_names_actor_job_status_and_track_id() -> None:
         assert expected in dumped
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     status=st.text(max_size=300),
     job_type=st.text(max_size=300),

@@ -81,13 +81,14 @@ async def test_group_member_may_cancel_and_is_looked_up_in_slack(
 async def test_ack_does_not_wait_for_a_slow_zuora(
     bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
 ) -> None:
-    zuora.inject("latency", operation=CANCEL, seconds=2.0)
+    hold = zuora.hold(CANCEL)  # Zuora answers only when the test says so
     delivery = await slack.send_command(
         bot.events_url, f"cancel staging {JOB_CANCELLABLE}", ALLOWED, CHANNEL
     )
     assert delivery.status == 200
     # The ack is back while Zuora is still holding the request: no card yet.
     assert not [m for m in slack.messages(CHANNEL) if "CANCELLING" in text_of(m)]
+    hold.release()
     await reply_to(slack, CHANNEL, ALLOWED, "CANCELLING")
 
 
@@ -112,18 +113,19 @@ async def test_uat_job_past_resetting_is_refused_by_zuora_with_meaning(
 async def test_duplicate_submit_while_in_flight_reaches_zuora_once(
     bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
 ) -> None:
-    zuora.inject("latency", operation=CANCEL, seconds=1.0)
+    hold = zuora.hold(CANCEL)  # the first cancel stays on its way until the second was answered
     text = f"cancel staging {JOB_CANCELLABLE}"
     first, second = await asyncio.gather(
         slack.send_command(bot.events_url, text, ALLOWED, CHANNEL),
         slack.send_command(bot.events_url, text, GROUP_MEMBER, CHANNEL),
     )
     assert first.status == second.status == 200
-    await reply_to(slack, CHANNEL, ALLOWED, "CANCELLING")
     duplicate = await slack.wait_for_message(
         CHANNEL, lambda m: m.ephemeral_for is not None and "already on its way" in text_of(m)
     )
     assert duplicate is not None
+    hold.release()
+    await reply_to(slack, CHANNEL, ALLOWED, "CANCELLING")
     assert len(zuora_calls(zuora, CANCEL)) == 1
 
 

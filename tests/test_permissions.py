@@ -26,16 +26,21 @@ class FakeClock:
 
 
 class FakeLookup:
-    """`usergroups.users.list` stand-in: records calls; can fail, or hold answers until released."""
+    """`usergroups.users.list` stand-in: records calls; can fail, or hold answers until released.
+
+    `started` is set when a lookup begins. Every check task created before then has run up to its
+    wait by that time (asyncio runs ready tasks in order), so awaiting it sees every check parked."""
 
     def __init__(self, groups: dict[str, list[str]]) -> None:
         self.groups = groups
         self.calls: list[str] = []
         self.failing: set[str] = set()
         self.gate: asyncio.Event | None = None
+        self.started = asyncio.Event()
 
     async def __call__(self, group: str) -> Iterable[str]:
         self.calls.append(group)
+        self.started.set()
         if self.gate is not None:
             await self.gate.wait()
         if group in self.failing:
@@ -135,10 +140,10 @@ async def test_concurrent_checks_share_one_lookup(lookup: FakeLookup, clock: Fak
     lookup.gate = asyncio.Event()
     perms = permissions(lookup, clock)
     checks = [asyncio.create_task(perms.check(user)) for user in (BOB, ALICE, BOB, CAROL, BOB)]
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(lookup.started.wait(), timeout=10)
     assert lookup.calls == [PLATFORM]
     lookup.gate.set()
-    decisions = await asyncio.wait_for(asyncio.gather(*checks), timeout=2)
+    decisions = await asyncio.wait_for(asyncio.gather(*checks), timeout=10)
     assert [d.allowed for d in decisions] == [True, False, True, False, True]
     assert lookup.calls == [PLATFORM]
 
@@ -150,10 +155,10 @@ async def test_a_cancelled_check_does_not_cancel_the_shared_lookup(
     perms = permissions(lookup, clock)
     first = asyncio.create_task(perms.check(BOB))
     second = asyncio.create_task(perms.check(BOB))
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(lookup.started.wait(), timeout=10)
     first.cancel()
     lookup.gate.set()
-    decision = await asyncio.wait_for(second, timeout=2)
+    decision = await asyncio.wait_for(second, timeout=10)
     assert decision.allowed
     assert lookup.calls == [PLATFORM]
     assert first.cancelled()
@@ -182,9 +187,9 @@ async def test_concurrent_checks_during_a_failure_are_all_refused(
     lookup.gate = asyncio.Event()
     perms = permissions(lookup, clock)
     checks = [asyncio.create_task(perms.check(BOB)) for _ in range(3)]
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(lookup.started.wait(), timeout=10)
     lookup.gate.set()
-    decisions = await asyncio.wait_for(asyncio.gather(*checks), timeout=2)
+    decisions = await asyncio.wait_for(asyncio.gather(*checks), timeout=10)
     assert not any(d.allowed for d in decisions)
     assert lookup.calls == [PLATFORM]
 

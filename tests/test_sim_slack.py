@@ -416,16 +416,20 @@ def test_sign_matches_slack_sdk_verifier(emu: SlackEmulator) -> None:
 
 
 class Receiver:
-    """A stand-in bot endpoint that keeps what it was sent."""
+    """A stand-in bot endpoint that keeps what it was sent; with a ``gate``, it answers only once
+    the gate is set."""
 
-    def __init__(self, answer: Callable[[], web.StreamResponse], delay: float = 0.0) -> None:
+    def __init__(
+        self, answer: Callable[[], web.StreamResponse], gate: asyncio.Event | None = None
+    ) -> None:
         self.answer = answer
-        self.delay = delay
+        self.gate = gate
         self.requests: list[tuple[dict[str, str], bytes]] = []
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.requests.append((dict(request.headers), await request.read()))
-        await asyncio.sleep(self.delay)
+        if self.gate is not None:
+            await self.gate.wait()
         return self.answer()
 
 
@@ -527,12 +531,15 @@ async def test_send_command_can_sign_wrongly(
 async def test_send_command_gives_up_like_slack_after_timeout(
     emu: SlackEmulator, serve: Callable[[Receiver], Any]
 ) -> None:
-    url = await serve(Receiver(lambda: web.json_response({"text": "too late"}), delay=0.5))
-
-    delivery = await emu.send_command(url, "status", USER, CHANNEL, timeout=0.1)
+    never = asyncio.Event()  # the receiver answers only after the emulator gave up
+    url = await serve(Receiver(lambda: web.json_response({"text": "too late"}), gate=never))
+    try:
+        delivery = await emu.send_command(url, "status", USER, CHANNEL, timeout=0.1)
+    finally:
+        never.set()  # let the receiver finish, so its server stops at once
 
     assert delivery.timed_out
-    assert 0.1 <= delivery.elapsed < 0.5
+    assert 0.1 <= delivery.elapsed < 5  # it waited its timeout, then gave up (no answer came)
     assert emu.messages() == []
 
 
@@ -635,14 +642,14 @@ async def test_socket_mode_delivers_command_and_returns_ack(
     emu: SlackEmulator, socket_client: tuple[SocketModeClient, list[Any]]
 ) -> None:
     sm, seen = socket_client
-    await emu.wait_for_socket(timeout=2)
-    await emu.wait_for(lambda: seen, timeout=2)
+    await emu.wait_for_socket(timeout=10)
+    await emu.wait_for(lambda: seen, timeout=10)
     assert seen[0]["type"] == "hello"
     assert seen[0]["connection_info"] == {"app_id": emu.app_id}
     # the client pings on connect; the emulator's pong is what it counts as liveness
-    await emu.wait_for(lambda: sm.last_ping_pong_time is not None, timeout=2)
+    await emu.wait_for(lambda: sm.last_ping_pong_time is not None, timeout=10)
 
-    ack = await emu.socket_send_command("status uat", USER, CHANNEL, timeout=2)
+    ack = await emu.socket_send_command("status uat", USER, CHANNEL, timeout=10)
 
     request = next(r for r in seen if isinstance(r, SocketModeRequest))
     assert request.type == "slash_commands"
@@ -660,10 +667,12 @@ async def test_socket_mode_delivers_block_action(
     socket_client: tuple[SocketModeClient, list[Any]],
 ) -> None:
     _, seen = socket_client
-    await emu.wait_for_socket(timeout=2)
+    await emu.wait_for_socket(timeout=10)
     card = await client.chat_postMessage(channel=CHANNEL, text="Job 42", blocks=BUTTON_BLOCKS)
 
-    ack = await emu.socket_send_block_action(USER, "cancel_job", None, CHANNEL, card["ts"])
+    ack = await emu.socket_send_block_action(
+        USER, "cancel_job", None, CHANNEL, card["ts"], timeout=10
+    )
 
     request = next(r for r in seen if isinstance(r, SocketModeRequest))
     assert request.type == "interactive"
@@ -674,14 +683,14 @@ async def test_socket_mode_delivers_block_action(
 async def test_disconnect_makes_the_client_reconnect(
     emu: SlackEmulator, socket_client: tuple[SocketModeClient, list[Any]]
 ) -> None:
-    await emu.wait_for_socket(timeout=2)
+    await emu.wait_for_socket(timeout=10)
     assert len(emu.calls_to("apps.connections.open")) == 1
 
     await emu.socket_disconnect("refresh_requested")
 
-    await emu.wait_for(lambda: len(emu.calls_to("apps.connections.open")) == 2, timeout=3)
-    await emu.wait_for(lambda: emu.socket_connections == 1, timeout=3)
-    ack = await emu.socket_send_command("status", USER, CHANNEL, timeout=2)
+    await emu.wait_for(lambda: len(emu.calls_to("apps.connections.open")) == 2, timeout=10)
+    await emu.wait_for(lambda: emu.socket_connections == 1, timeout=10)
+    ack = await emu.socket_send_command("status", USER, CHANNEL, timeout=10)
     assert ack["payload"] == {"text": "got status"}
 
 
@@ -691,7 +700,7 @@ async def test_socket_send_times_out_without_ack(emu: SlackEmulator) -> None:
     )
     await sm.connect()  # no request listener: nothing acks
     try:
-        await emu.wait_for_socket(timeout=2)
+        await emu.wait_for_socket(timeout=10)
         with pytest.raises(TimeoutError):
             await emu.socket_send_command("status", USER, CHANNEL, timeout=0.2)
     finally:
@@ -720,8 +729,8 @@ async def test_wait_for_message_and_call(emu: SlackEmulator, client: AsyncWebCli
         await client.chat_postMessage(channel=CHANNEL, text="Job 42 cancelled")
 
     task = asyncio.create_task(later())
-    message = await emu.wait_for_message(CHANNEL, lambda m: "cancelled" in m.text, timeout=2)
-    call = await emu.wait_for_call("chat.postMessage", timeout=2)
+    message = await emu.wait_for_message(CHANNEL, lambda m: "cancelled" in m.text, timeout=10)
+    call = await emu.wait_for_call("chat.postMessage", timeout=10)
     await task
 
     assert message.text == "Job 42 cancelled"
@@ -732,4 +741,4 @@ async def test_wait_for_times_out(emu: SlackEmulator) -> None:
     started = time.monotonic()
     with pytest.raises(TimeoutError):
         await emu.wait_for_message(CHANNEL, timeout=0.1)
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 5  # it gave up at its timeout, not never

@@ -291,17 +291,27 @@ async def test_expire_tokens_invalidates_issued_tokens(
     assert again.status_code == 200
 
 
-async def test_token_expires_after_its_ttl() -> None:
+async def test_token_expires_after_its_ttl_on_the_token_clock() -> None:
+    token_clock = ManualClock()
     async with (
-        ZuoraSimulator(token_ttl=0.2, seed=False) as sim,
+        ZuoraSimulator(ManualClock(), token_ttl=60, token_clock=token_clock, seed=False) as sim,
         httpx.AsyncClient(base_url=sim.base_url, timeout=5) as client,
     ):
         body = (await fetch_token(client)).json()
-        assert body["expires_in"] == 0.2
+        assert body["expires_in"] == 60
         headers = {"Authorization": f"Bearer {body['access_token']}"}
         assert (await client.get("/test-environments", headers=headers)).status_code == 200
-        await asyncio.sleep(0.3)
+        token_clock.advance(59.9)
+        assert (await client.get("/test-environments", headers=headers)).status_code == 200
+        token_clock.advance(0.1)
         classic_error(await client.get("/test-environments", headers=headers), 401, 11)
+
+
+async def test_the_simulated_clock_does_not_expire_tokens(
+    api: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    clock.advance(3 * 3600)  # hours of job lifecycle: the token is still good
+    assert (await api.get("/test-environments")).status_code == 200
 
 
 async def test_configured_credentials_are_the_only_ones_accepted() -> None:
@@ -744,14 +754,14 @@ async def test_inactive_environment_cannot_be_refreshed(
 async def test_latency_fault_delays_then_answers(
     sim: ZuoraSimulator, api: httpx.AsyncClient
 ) -> None:
-    sim.inject("latency", seconds=0.3)
+    fault = sim.inject("latency", seconds=0.3)
     started = time.monotonic()
     response = await api.get("/test-environments")
-    assert time.monotonic() - started >= 0.3
+    assert time.monotonic() - started >= 0.3  # a lower bound only
     assert response.status_code == 200
-    started = time.monotonic()
-    await api.get("/test-environments")
-    assert time.monotonic() - started < 0.3
+    assert fault.hits == 1 and sim.faults == []  # used up: the next call is not delayed
+    assert (await api.get("/test-environments")).status_code == 200
+    assert fault.hits == 1
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])
@@ -848,6 +858,89 @@ async def test_unlimited_fault_lasts_until_cleared(
         assert (await api.get("/test-environments")).status_code == 502
     sim.clear_faults()
     assert (await api.get("/test-environments")).status_code == 200
+
+
+async def test_a_held_request_arrives_and_is_answered_only_on_release(
+    sim: ZuoraSimulator, api: httpx.AsyncClient
+) -> None:
+    hold = sim.hold("performActionOfJob")
+    assert not hold.reached
+    sending = asyncio.create_task(cancel(api, ENV_STAGING, JOB_CANCELLABLE))
+    arrived = await hold.wait_reached()
+    assert hold.reached and hold.request is arrived and sim.requests[-1] is arrived
+    assert arrived.operation == "performActionOfJob" and arrived.body == {"jobAction": "CANCEL"}
+    # Held: other calls are answered meanwhile, the cancel has not run and has no answer.
+    assert (await api.get(job_path(ENV_STAGING, JOB_CANCELLABLE))).json()["status"] == "EXPORTING"
+    assert not sending.done()
+    hold.release()
+    response = await sending
+    assert response.status_code == 200 and response.json()["status"] == "CANCELLING"
+    assert response.headers["Zuora-Request-Id"] == arrived.request_id
+    # A hold catches one request: the next is answered at once.
+    again = await cancel(api, ENV_STAGING, JOB_CANCELLABLE)
+    assert again.status_code == 200
+    assert [r.operation for r in sim.requests].count("performActionOfJob") == 2
+
+
+async def test_holds_catch_only_their_operation_and_one_request_each(
+    sim: ZuoraSimulator, api: httpx.AsyncClient, anon: httpx.AsyncClient
+) -> None:
+    untargeted, second = sim.hold(), sim.hold()
+    assert (await fetch_token(anon)).status_code == 200  # the token endpoint is spared
+    first_call = asyncio.create_task(api.get("/test-environments"))
+    assert (await untargeted.wait_reached()).operation == "getAllTestEnvironments"
+    second_call = asyncio.create_task(api.get(f"/test-environments/{ENV_QA}"))
+    assert (await second.wait_reached()).operation == "getTestEnvironment"
+    second.release()
+    assert (await second_call).status_code == 200  # answered although the first is still held
+    assert not first_call.done()
+    untargeted.release()
+    assert (await first_call).status_code == 200
+
+
+async def test_a_hold_released_before_its_request_lets_it_through(
+    sim: ZuoraSimulator, api: httpx.AsyncClient
+) -> None:
+    hold = sim.hold("getAllTestEnvironments")
+    hold.release()
+    assert (await api.get("/test-environments")).status_code == 200
+    assert hold.reached and hold.request is sim.requests[-1]
+
+
+async def test_a_held_request_still_meets_its_fault_on_release(
+    sim: ZuoraSimulator, api: httpx.AsyncClient
+) -> None:
+    hold = sim.hold("performActionOfJob")
+    sim.inject("status", operation="performActionOfJob", status=503)
+    sending = asyncio.create_task(cancel(api, ENV_STAGING, JOB_CANCELLABLE))
+    await hold.wait_reached()
+    assert sim.faults  # not taken while held
+    hold.release()
+    assert (await sending).status_code == 503
+    assert sim.job(ENV_STAGING, JOB_CANCELLABLE)["status"] == "EXPORTING"
+
+
+async def test_stopping_the_simulator_releases_its_holds() -> None:
+    sim = ZuoraSimulator(ManualClock())
+    await sim.start()
+    try:
+        async with httpx.AsyncClient(base_url=sim.base_url, timeout=10) as client:
+            token = (await fetch_token(client)).json()["access_token"]
+            client.headers["Authorization"] = f"Bearer {token}"
+            hold, never_reached = sim.hold("getAllTestEnvironments"), sim.hold("getTestEnvironment")
+            sending = asyncio.create_task(client.get("/test-environments"))
+            await hold.wait_reached()
+            await asyncio.wait_for(sim.stop(), timeout=10)
+            assert hold.released and never_reached.released
+            assert (await sending).status_code == 200  # answered, not left hanging
+    finally:
+        await sim.stop()
+
+
+def test_hold_rejects_an_unknown_operation() -> None:
+    sim = ZuoraSimulator(clock=ManualClock(), seed=False)
+    with pytest.raises(ValueError, match="unknown operation"):
+        sim.hold("cancel")
 
 
 @pytest.mark.parametrize(

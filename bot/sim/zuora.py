@@ -8,7 +8,8 @@ Run it: ``python -m bot.sim.zuora --port 8090 [--speed 60]``. Use it in tests::
 It is an independent implementation of Zuora's published contract (it shares no code with
 ``bot.zuora``), so tests of the client against it mean something. Implemented: OAuth client
 credentials, the six test-environment and job operations, ``Zuora-Track-Id`` rules and echo,
-``Zuora-Request-Id``, gzip both ways, the refresh lifecycle and rules, and fault injection.
+``Zuora-Request-Id``, gzip both ways, the refresh lifecycle and rules, fault injection, and holds
+(a request kept waiting until the test lets it through).
 Not implemented: the e-mail notification operations, rate limiting by volume, ``Zuora-Entity-Ids``
 (accepted and ignored).
 """
@@ -25,12 +26,11 @@ import logging
 import re
 import secrets
 import signal
-import time
 import uuid
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Literal, Self, get_args
 from urllib.parse import parse_qsl
@@ -67,6 +67,7 @@ __all__ = [
     "TOKEN_OPERATION",
     "Fault",
     "FaultKind",
+    "Hold",
     "ManualClock",
     "RecordedRequest",
     "SystemClock",
@@ -155,16 +156,63 @@ class Fault:
     hits: int = 0
 
     def matches(self, operation: str | None, env_id: str | None, job_id: str | None) -> bool:
-        if self.operation is None:
-            # The token endpoint is hit only when targeted: a client's first call
-            # fetches a token, and an untargeted fault is meant for the API call.
-            if operation == TOKEN_OPERATION:
-                return False
-        elif operation != self.operation:
-            return False
-        return (self.env_id is None or env_id == self.env_id) and (
-            self.job_id is None or job_id == self.job_id
+        return _targets(self.operation, operation) and (
+            (self.env_id is None or env_id == self.env_id)
+            and (self.job_id is None or job_id == self.job_id)
         )
+
+
+class Hold:
+    """The next request for ``operation``, kept waiting on arrival until :meth:`release`.
+
+    Made by :meth:`ZuoraSimulator.hold`. Use it on the simulator's event loop (asyncio events
+    are not thread-safe).
+    """
+
+    def __init__(self, operation: str | None) -> None:
+        self.operation = operation
+        self.request: RecordedRequest | None = None
+        """The request held, once it has arrived."""
+        self._reached = asyncio.Event()
+        self._released = asyncio.Event()
+
+    @property
+    def reached(self) -> bool:
+        """Whether the request has arrived (it is in ``sim.requests`` then)."""
+        return self._reached.is_set()
+
+    @property
+    def released(self) -> bool:
+        return self._released.is_set()
+
+    async def wait_reached(self, timeout: float = 10.0) -> RecordedRequest:  # noqa: ASYNC109
+        """Wait for the request to arrive and return it; ``timeout`` only bounds a hang."""
+        await asyncio.wait_for(self._reached.wait(), timeout)
+        assert self.request is not None
+        return self.request
+
+    def release(self) -> None:
+        """Let the request through (now or, if it has not arrived, as soon as it does)."""
+        self._released.set()
+
+    def matches(self, operation: str | None) -> bool:
+        return not self.reached and _targets(self.operation, operation)
+
+    async def _catch(self, request: RecordedRequest) -> None:
+        self.request = request
+        self._reached.set()
+        await self._released.wait()
+
+
+def _targets(wanted: str | None, operation: str | None) -> bool:
+    """Whether a fault or hold for ``wanted`` (None: any) applies to a call of ``operation``.
+
+    The token endpoint is hit only when targeted: a client's first call fetches a token, and an
+    untargeted fault or hold is meant for the API call.
+    """
+    if wanted is None:
+        return operation != TOKEN_OPERATION
+    return operation == wanted
 
 
 @dataclass
@@ -233,8 +281,10 @@ def _parse_time(value: Any) -> datetime | None:
 class ZuoraSimulator:
     """Zuora's test-environment API on loopback; see the module docstring.
 
-    ``clock`` drives the job lifecycle (default: real time). Tokens expire on real time
-    after ``token_ttl`` seconds whatever the clock, since the speed factor is a demo device.
+    ``clock`` drives the job lifecycle (default: real time). Tokens expire ``token_ttl`` seconds
+    after issue on ``token_clock`` (default: real time), not on ``clock``: the demo speeds ``clock``
+    up and tests jump it hours ahead, and neither should expire a client's token under it. A test
+    of expiry passes a ``ManualClock`` as ``token_clock`` (or the same one as ``clock``).
     With ``client_id``/``client_secret`` only that pair gets a token; otherwise any does.
     """
 
@@ -245,6 +295,7 @@ class ZuoraSimulator:
         client_id: str | None = None,
         client_secret: str | None = None,
         token_ttl: float = 3599,
+        token_clock: Clock | None = None,
         seed: bool = True,
     ) -> None:
         if (client_id is None) != (client_secret is None):
@@ -253,9 +304,11 @@ class ZuoraSimulator:
         self.state = ZuoraState(self.clock)
         self.requests: list[RecordedRequest] = []
         self.faults: list[Fault] = []
+        self.holds: list[Hold] = []
         self.token_ttl = token_ttl
+        self.token_clock: Clock = token_clock or SystemClock()
         self._credentials = (client_id, client_secret) if client_id is not None else None
-        self._tokens: dict[str, tuple[float, str]] = {}  # token -> (monotonic expiry, user id)
+        self._tokens: dict[str, tuple[datetime, str]] = {}  # token -> (expiry, user id)
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
         self._operations: dict[str, Callable[[_Call], _Reply]] = {
@@ -296,6 +349,9 @@ class ZuoraSimulator:
         return self._base_url
 
     async def stop(self) -> None:
+        """Release every hold (a held request is answered, if its client still waits), then stop."""
+        for hold in self.holds:
+            hold.release()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -432,6 +488,20 @@ class ZuoraSimulator:
     def clear_faults(self) -> None:
         self.faults.clear()
 
+    def hold(self, operation: str | None = None) -> Hold:
+        """Keep the next call of ``operation`` (None: any but the token endpoint) waiting.
+
+        The request is recorded in :attr:`requests` on arrival, as any, and ``hold.reached``
+        turns true; it is handled only on ``hold.release()``, then exactly as without the hold
+        (faults included), so the operation runs at release time. A hold catches one request;
+        holds for the same call catch successive requests. :meth:`stop` releases every hold.
+        """
+        if operation is not None and operation not in OPERATIONS:
+            raise ValueError(f"unknown operation {operation!r}")
+        hold = Hold(operation)
+        self.holds.append(hold)
+        return hold
+
     # --- HTTP ---------------------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
@@ -451,19 +521,21 @@ class ZuoraSimulator:
         elif encoding not in ("", "identity"):
             encoding_problem = "Only gzip is supported as request Content-Encoding."
         body = None if encoding_problem else _parse_body(request.content_type, raw)
-        self.requests.append(
-            RecordedRequest(
-                method=request.method,
-                path=request.path,
-                query=dict(request.query),
-                headers=CIMultiDictProxy(CIMultiDict(request.headers)),
-                raw_body=raw,
-                body=body,
-                operation=operation,
-                request_id=request_id,
-                received_at=self.clock.now(),
-            )
+        recorded = RecordedRequest(
+            method=request.method,
+            path=request.path,
+            query=dict(request.query),
+            headers=CIMultiDictProxy(CIMultiDict(request.headers)),
+            raw_body=raw,
+            body=body,
+            operation=operation,
+            request_id=request_id,
+            received_at=self.clock.now(),
         )
+        self.requests.append(recorded)
+        hold = next((h for h in self.holds if h.matches(operation)), None)
+        if hold is not None:
+            await hold._catch(recorded)
 
         track_id = request.headers.get("Zuora-Track-Id")
         problem = _track_id_problem(track_id) if track_id is not None else None
@@ -591,11 +663,11 @@ class ZuoraSimulator:
             and secrets.compare_digest(client_secret, self._credentials[1] or "")
         ):
             return _oauth_error(401, "invalid_client", "Bad client credentials.")
-        now = time.monotonic()
+        now = self.token_clock.now()
         self._tokens = {t: entry for t, entry in self._tokens.items() if entry[0] > now}
         token = secrets.token_hex(16)
         user_id = _user_id(client_id)
-        self._tokens[token] = (now + self.token_ttl, user_id)
+        self._tokens[token] = (now + timedelta(seconds=self.token_ttl), user_id)
         return _json_reply(
             200,
             {
@@ -614,7 +686,7 @@ class ZuoraSimulator:
         if scheme.lower() != "bearer":
             return None
         entry = self._tokens.get(token.strip())
-        if entry is None or entry[0] <= time.monotonic():
+        if entry is None or entry[0] <= self.token_clock.now():
             return None
         return entry[1]
 
