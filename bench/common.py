@@ -192,8 +192,6 @@ class Stack:
 
     def operations(self) -> Operations:
         """The bot's use cases, as the running bot exposes them."""
-        if self.runtime.operations is None:
-            raise LookupError("the bot is not started")
         return self.runtime.operations
 
 

@@ -24,7 +24,7 @@ from bench.common import BareApp, Stack, Target, burst, ratio, status_counts, wa
 from bot.sim.slack import Delivery
 
 FRAMES = 6  # enough to find the project frame that asked for an allocation made inside a library
-LIVE_CARD_TASK = "live-card:"
+LIVE_CARD_TASK = "job-cards-poller:"
 _BOT = str(Path(__file__).resolve().parent.parent / "bot")
 _BENCH = str(Path(__file__).resolve().parent)
 
@@ -111,16 +111,16 @@ async def run(config: MemoryConfig) -> dict[str, Any]:
         BareApp(stack.slack) as bare,
     ):
         runtime = stack.runtime
-        live, notifier = runtime.live, runtime.notifier
-        if live is None or notifier is None:
-            raise RuntimeError("the bot runs without live cards or notification cards")
+        cards = runtime.cards
+        if cards.notification is None:
+            raise RuntimeError("the bot runs without notification cards")
         all_targets = stack.add_cancellable_jobs(config.warmup + k)
         warm, targets = all_targets[: config.warmup], all_targets[config.warmup :]
 
         async def end_jobs() -> bool:
             """Let the cancelled jobs finish cancelling (a minute in Zuora) and the pollers see it."""
             stack.clock.advance(120)
-            return await wait_until(lambda: not live.watching, config.settle_timeout)
+            return await wait_until(lambda: not cards.following, config.settle_timeout)
 
         # Warm both paths through a whole job lifecycle, so first-use caches are not counted as per-request.
         await burst(stack.slack, bare.events_url, _cancels(warm))
@@ -145,7 +145,7 @@ async def run(config: MemoryConfig) -> dict[str, Any]:
                 lambda: stack.handled() >= handled_before + k,
                 config.settle_timeout,
             )
-            followed = len(live.watching)
+            followed = len(cards.following)
             ended = await end_jobs()
             # Pollers leave their watch in a `finally`; give the loop a moment to finish those tasks.
             await wait_until(lambda: _live_card_tasks() == 0, 5.0)
@@ -156,14 +156,14 @@ async def run(config: MemoryConfig) -> dict[str, Any]:
         operations = stack.operations()
         after = {
             "jobs_ended": ended,
-            "live_watching": len(live.watching),
+            "live_watching": len(cards.following),
             "live_card_tasks": _live_card_tasks(),
             "cancels_in_flight": len(operations._cancels_in_flight),
             "refreshes_in_flight": len(operations._refreshes_in_flight),
             "background_tasks_before": tasks_before,
             "background_tasks_after": _background_tasks(),
             "notification_cards_remembered": sum(
-                1 for env_id, job_id in targets if notifier.get(env_id, job_id) is not None
+                1 for env_id, job_id in targets if cards.announced(env_id, job_id) is not None
             ),
         }
         cancelled = sum(

@@ -9,12 +9,19 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.commands import (
     ID_PATTERN,
+    Cancel,
+    Command,
     EnvRef,
+    Envs,
+    Help,
+    Jobs,
+    Refresh,
+    Status,
     UsageError,
     encode_job_value,
     escape_mrkdwn,
@@ -266,7 +273,7 @@ def job_card(
         buttons.append(status_button(env, job_id))
     if buttons:
         blocks.append(
-            {"type": "actions", "block_id": f"job:{_clip(job_id, 200)}", "elements": buttons}
+            {"type": "actions", "block_id": job_block_id(job_id, requested_by), "elements": buttons}
         )
     context = []
     if warning:
@@ -283,29 +290,56 @@ def job_card(
     return Message(text=escape_mrkdwn(text), blocks=blocks)
 
 
-_REQUESTED_BY = re.compile(r"^\*Requested in Slack by\*\n<@([UW][A-Z0-9]{2,20})>$")
+_JOB_BLOCK_ID = re.compile(r"^job:[A-Za-z0-9][A-Za-z0-9-]{0,63}(?::([UW][A-Z0-9]{2,20}))?$")
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 
 
-def requested_by_of(card_blocks: Sequence[Any]) -> str | None:
-    """Who asked in Slack, read back from a job card this bot built (the user ID only, strictly matched)."""
-    for block in card_blocks:
-        if not isinstance(block, dict) or block.get("type") != "section":
-            continue
-        for item in block.get("fields") or []:
-            match = (
-                _REQUESTED_BY.fullmatch(str(item.get("text", "")))
-                if isinstance(item, dict)
-                else None
-            )
-            if match:
-                return match.group(1)
-    return None
+def job_block_id(job_id: str, requested_by: str | None) -> str:
+    """The block_id of a job card's buttons: the job, and who asked for it in Slack, so that a click on the
+    card keeps who asked (Slack hands the block_id back with the click; button values stay IDs only)."""
+    if requested_by and _USER_ID.fullmatch(requested_by):
+        return f"job:{job_id}:{requested_by}"
+    return f"job:{_clip(job_id, 200)}"
+
+
+def requested_by_in(block_id: str) -> str | None:
+    """Who asked in Slack, from the block_id `job_block_id` set (strictly matched; anything else: None)."""
+    match = _JOB_BLOCK_ID.fullmatch(block_id)
+    return match.group(1) if match else None
 
 
 # -- errors and refusals ---------------------------------------------------------------------------------------
 
 
-def _meaning(error: ZuoraError, action: str) -> str:
+def _what(command: Command) -> tuple[str, str]:
+    """What the command was trying to do: (mrkdwn from validated values, plain text)."""
+    match command:
+        case Cancel(env=env, job_id=job_id):
+            return (
+                f"cancel job `{escape_mrkdwn(job_id)}` in {env_label(env)}",
+                f"cancel job {job_id} in {env_plain(env)}",
+            )
+        case Status(env=env, job_id=job_id):
+            return (
+                f"get job `{escape_mrkdwn(job_id)}` in {env_label(env)}",
+                f"get job {job_id} in {env_plain(env)}",
+            )
+        case Jobs(env=env):
+            return f"list the jobs of {env_label(env)}", f"list the jobs of {env_plain(env)}"
+        case Envs():
+            return "list the test environments", "list the test environments"
+        case Refresh(env=env):
+            return f"refresh {env_label(env)}", f"refresh {env_plain(env)}"
+        case Help():
+            return "show the help", "show the help"
+
+
+def _is_action(command: Command) -> bool:
+    return isinstance(command, Cancel | Refresh)
+
+
+def _meaning(error: ZuoraError, command: Command) -> str:
+    action = command.name
     if action == "refresh" and not zuora_did_not_act(error):
         return (
             "The refresh may have started anyway: check `/sandbox jobs <env>` before asking again "
@@ -336,7 +370,7 @@ def _meaning(error: ZuoraError, action: str) -> str:
     if isinstance(error, ZuoraServerError):
         return "Zuora had a problem on its side. Try again shortly; if it persists, give Zuora support the IDs below."
     if isinstance(error, ZuoraTimeoutError):
-        if action in ("cancel", "refresh"):
+        if _is_action(command):
             return "Zuora did not answer in time. The request may still have been applied: check with `/sandbox jobs <env>` before trying again."
         return "Zuora did not answer in time. Try again shortly."
     if isinstance(error, ZuoraUnavailableError):
@@ -362,26 +396,43 @@ def _support_ids(error: ZuoraError) -> Block:
     return _context(" · ".join(ids))
 
 
-def zuora_error(error: ZuoraError, *, action: str, what: str, hint: str | None = None) -> Message:
-    """Interface section 6: status, Zuora's reasons, what it means for this command, and the IDs for support.
-
-    `what` is a mrkdwn description the caller built from validated values, e.g. "cancel job `x` in *staging*".
-    """
+def zuora_error(error: ZuoraError, command: Command) -> Message:
+    """A Zuora failure: status, Zuora's reasons, what it means for this command, and the IDs for support."""
+    what, what_plain = _what(command)
     answer = _answer(error)
     lines = [f":warning: Could not {what}: {escape_mrkdwn(error.summary)} ({answer})."]
     for reason in error.reasons[:5]:
         code = f"`{escape_mrkdwn(reason.code)}` " if reason.code else ""
         lines.append(f"> {code}{escape_mrkdwn(_clip(reason.message, 400))}")
-    lines.append(_meaning(error, action))
+    lines.append(_meaning(error, command))
+    hint = _next_refresh_hint(error) if isinstance(command, Refresh) else None
     if hint:
         lines.append(hint)
-    text = f"Could not {action}: {error.summary} ({answer}). " + " ".join(
+    text = f"Could not {what_plain}: {error.summary} ({answer}). " + " ".join(
         f"{r.code} {r.message}".strip() for r in error.reasons[:5]
     )
     return Message(
         text=escape_mrkdwn(_clip(text, 2000)),
         blocks=[_section("\n".join(lines)), _support_ids(error)],
     )
+
+
+_ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?")
+
+
+def _next_refresh_hint(error: ZuoraError) -> str | None:
+    """Zuora's 403 for a second refresh in a period may say when the next one is possible: show that time."""
+    if not isinstance(error, ZuoraPermissionError):
+        return None
+    for reason in error.reasons:
+        for match in _ISO_TIME.finditer(reason.message):
+            try:
+                when = datetime.fromisoformat(match.group(0))
+            except ValueError:
+                continue
+            when = when if when.tzinfo else when.replace(tzinfo=UTC)
+            return f":calendar: Zuora says the next refresh is possible {slack_date(when)}."
+    return None
 
 
 def usage_error(error: UsageError) -> Message:
@@ -440,8 +491,9 @@ def action_notification(
     return Message(text=escape_mrkdwn(plain), blocks=blocks)
 
 
-def action_failed(actor: str, what: str, error: ZuoraError) -> Message:
-    """Audit line for an action that Zuora did not carry out. `what` is mrkdwn built from escaped values."""
+def action_failed(actor: str, command: Command, error: ZuoraError) -> Message:
+    """Audit line for an action that Zuora did not carry out."""
+    what, _plain_what = _what(command)
     answer = _answer(error)
     reasons = "; ".join(
         escape_mrkdwn(_clip(f"{r.code} {r.message}".strip(), 300)) for r in error.reasons[:3]
@@ -451,6 +503,90 @@ def action_failed(actor: str, what: str, error: ZuoraError) -> Message:
         text += f": {reasons}"
     plain = f"{actor} tried to act on Zuora: {error.summary} ({answer})"
     return Message(text=escape_mrkdwn(plain), blocks=[_section(text), _support_ids(error)])
+
+
+def acted_note(actor: str, verb: str, track_id: str) -> str:
+    """The head of a notification card: who acted on the job through the bot (mrkdwn)."""
+    return (
+        f":memo: {mention(actor)} {verb} this job from Slack "
+        f"(Zuora-Track-Id `{escape_mrkdwn(track_id)}`)."
+    )
+
+
+def cancel_in_flight(env: EnvRef, job_id: str, holder: str) -> Message:
+    job_label = f"job `{escape_mrkdwn(job_id)}` in {env_label(env)}"
+    return notice(
+        f":hourglass_flowing_sand: A cancel of {job_label} requested by {mention(holder)} is already on "
+        "its way to Zuora; this one was not sent again. The job card will show the result.",
+        f"A cancel of job {job_id} is already in progress; not sent again.",
+    )
+
+
+def refresh_in_flight(env: EnvRef) -> Message:
+    return notice(
+        f":hourglass_flowing_sand: A refresh of {env_label(env)} is already on its way to Zuora; "
+        "this one was not sent.",
+        f"A refresh of {env_plain(env)} is already on its way to Zuora; this one was not sent.",
+    )
+
+
+def refresh_aborted(env: EnvRef) -> Message:
+    return notice(
+        f":ok_hand: No refresh of {env_label(env)}: nothing was sent to Zuora.",
+        f"No refresh of {env_plain(env)}.",
+    )
+
+
+def refresh_requested(env: EnvRef, job: Job) -> Message:
+    job_text = f" as job `{escape_mrkdwn(job.id)}`" if job.id else ""
+    return notice(
+        f":white_check_mark: Refresh of {env_label(env)} requested{job_text}. "
+        "The job card is in the channel.",
+        f"Refresh of {env_plain(env)} requested.",
+    )
+
+
+def confirmation_invalid() -> Message:
+    return notice(
+        ":information_source: This confirmation is not valid. Run `/sandbox refresh` again.",
+        "This confirmation is not valid. Run /sandbox refresh again.",
+    )
+
+
+def confirmation_not_yours(requester: str) -> Message:
+    return notice(
+        f":no_entry: Only {mention(requester)}, who asked for this refresh, can confirm it.",
+        f"Only {requester}, who asked for this refresh, can confirm it.",
+    )
+
+
+def confirmation_expired() -> Message:
+    return notice(
+        ":hourglass: This confirmation has expired (10 minutes). Run `/sandbox refresh` again.",
+        "This confirmation has expired.",
+    )
+
+
+def confirmation_used(job_id: str | None) -> Message:
+    started = f" (job `{escape_mrkdwn(job_id)}`)" if job_id else ""
+    return notice(
+        f":hourglass_flowing_sand: This refresh was already confirmed{started}; it was not started twice.",
+        f"This refresh was already confirmed{f' (job {job_id})' if job_id else ''}; it was not started twice.",
+    )
+
+
+def follow_stopped() -> str:
+    """The warning of a card that stopped following its job (mrkdwn)."""
+    return "This card stopped following the job after a long time; use *Refresh status* for news."
+
+
+def poll_failed(error: ZuoraError, retry_in: float) -> str:
+    """The warning of a card that could not be brought up to date (mrkdwn)."""
+    status = f" (HTTP {error.status})" if error.status else ""
+    return (
+        f"Could not refresh from Zuora: {escape_mrkdwn(error.summary)}{status}; "
+        f"trying again in {int(retry_in)} s."
+    )
 
 
 def help_message(*, allowed: bool, usage: str) -> Message:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import ClassVar, Final, NoReturn, TypeAlias
+from typing import Any, ClassVar, Final, Literal, NoReturn, Protocol, TypeAlias, TypeVar
 
 COMMAND: Final = "/sandbox"
 ID_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
@@ -28,17 +28,6 @@ ARG_TIME: Final = "<time>"
 ARG_AT: Final = "at"
 ARG_EXTRA: Final = "extra"
 ARG_VALUE: Final = "value"
-
-SUBCOMMANDS: Final = ("help", "envs", "jobs", "status", "cancel", "refresh")
-USAGE: Final[Mapping[str, str]] = {
-    "help": "help",
-    "envs": "envs",
-    "jobs": "jobs <env>",
-    "status": "status <env> <job>",
-    "cancel": "cancel <env> <job>",
-    "refresh": "refresh <env> [at <time>]",
-}
-"""Raw (unescaped) usage line of each subcommand, without the command name."""
 
 _QUOTE_LIMIT: Final = 40
 _ALIAS_LIST_LIMIT: Final = 10
@@ -70,46 +59,164 @@ class EnvRef:
     alias: str | None
 
 
+Role = Literal["anyone", "operator"]
+
+
+class Parseable(Protocol):
+    """A command class: built from the words after its name."""
+
+    name: ClassVar[str]
+
+    @classmethod
+    def parse(cls, args: Args) -> Any: ...
+
+
+C = TypeVar("C", bound=Parseable)
+
+
+@dataclass(frozen=True, slots=True)
+class Subcommand:
+    """Everything about one subcommand's text: the one place `help`, the usage lines, the manifest's usage
+    hint and the parser read. Its handler is registered in `bot.operations` with `@handles(<class>)`."""
+
+    name: str
+    usage: str  # raw (unescaped), without the command name: "cancel <env> <job>"
+    summary: str  # what it does, for `help`
+    role: Role  # who may run it
+    parse: Callable[[Args], Any]
+
+
+SUBCOMMAND_DEFINITIONS: dict[str, Subcommand] = {}
+
+
+def subcommand(
+    usage: str, summary: str, *, role: Role = "operator"
+) -> Callable[[type[C]], type[C]]:
+    """Register a command class: `usage` names it (first word) and its arguments; the class's `parse`
+    classmethod turns the arguments into an instance."""
+
+    def register(cls: type[C]) -> type[C]:
+        name = usage.split()[0]
+        SUBCOMMAND_DEFINITIONS[name] = Subcommand(name, usage, summary, role, cls.parse)
+        cls.name = name
+        return cls
+
+    return register
+
+
+@dataclass(frozen=True, slots=True)
+class Args:
+    """The words after a subcommand, with what parsing them needs."""
+
+    subcommand: str
+    words: Sequence[str]
+    aliases: Mapping[str, str]
+    now: datetime | None
+
+    def exactly(self, *names: str) -> None:
+        """Exactly these arguments, or a UsageError naming the missing or the extra one."""
+        usage = f"Usage: `{COMMAND} {USAGE[self.subcommand]}`"
+        if len(self.words) < len(names):
+            missing = names[len(self.words)]
+            _fail(f"Missing {missing}. {usage}", argument=missing, subcommand=self.subcommand)
+        if len(self.words) > len(names):
+            extra = _quote(" ".join(self.words[len(names) :]))
+            _fail(
+                f"Too many arguments: {extra} is extra. {usage}",
+                argument=ARG_EXTRA,
+                subcommand=self.subcommand,
+            )
+
+    def env(self, index: int) -> EnvRef:
+        return resolve_env(self.words[index], self.aliases, subcommand=self.subcommand)
+
+    def id(self, index: int, argument: str) -> str:
+        return validate_id(self.words[index], argument, subcommand=self.subcommand)
+
+
+@subcommand("help", "this help", role="anyone")
 @dataclass(frozen=True, slots=True)
 class Help:
-    name: ClassVar[str] = "help"
+    name: ClassVar[str]
+
+    @classmethod
+    def parse(cls, args: Args) -> Help:
+        return cls()  # help with anything after it is still a request for help
 
 
+@subcommand("envs", "the test environments, their status and last/next refresh")
 @dataclass(frozen=True, slots=True)
 class Envs:
-    name: ClassVar[str] = "envs"
+    name: ClassVar[str]
+
+    @classmethod
+    def parse(cls, args: Args) -> Envs:
+        args.exactly()
+        return cls()
 
 
+@subcommand("jobs <env>", "the jobs of an environment, newest first")
 @dataclass(frozen=True, slots=True)
 class Jobs:
-    name: ClassVar[str] = "jobs"
+    name: ClassVar[str]
     env: EnvRef
 
+    @classmethod
+    def parse(cls, args: Args) -> Jobs:
+        args.exactly(ARG_ENV)
+        return cls(args.env(0))
 
+
+@subcommand("status <env> <job>", "one job")
 @dataclass(frozen=True, slots=True)
 class Status:
-    name: ClassVar[str] = "status"
+    name: ClassVar[str]
     env: EnvRef
     job_id: str
 
+    @classmethod
+    def parse(cls, args: Args) -> Status:
+        args.exactly(ARG_ENV, ARG_JOB)
+        return cls(args.env(0), args.id(1, ARG_JOB))
 
+
+@subcommand("cancel <env> <job>", "cancel a job (a refresh only before its reset stage)")
 @dataclass(frozen=True, slots=True)
 class Cancel:
-    name: ClassVar[str] = "cancel"
+    name: ClassVar[str]
     env: EnvRef
     job_id: str
 
+    @classmethod
+    def parse(cls, args: Args) -> Cancel:
+        args.exactly(ARG_ENV, ARG_JOB)
+        return cls(args.env(0), args.id(1, ARG_JOB))
 
+
+@subcommand("refresh <env> [at <time>]", "refresh an environment, after a confirmation")
 @dataclass(frozen=True, slots=True)
 class Refresh:
     """`at` is None for a refresh now, else an aware UTC datetime."""
 
-    name: ClassVar[str] = "refresh"
+    name: ClassVar[str]
     env: EnvRef
     at: datetime | None
 
+    @classmethod
+    def parse(cls, args: Args) -> Refresh:
+        return _parse_refresh(args)
+
 
 Command: TypeAlias = Help | Envs | Jobs | Status | Cancel | Refresh
+SUBCOMMANDS: Final = tuple(SUBCOMMAND_DEFINITIONS)
+USAGE: Final[Mapping[str, str]] = {name: d.usage for name, d in SUBCOMMAND_DEFINITIONS.items()}
+"""Raw (unescaped) usage line of each subcommand, without the command name."""
+
+
+def usage_hint() -> str:
+    """The slash command's usage hint in the app manifest: every usage line, help last."""
+    lines = [d.usage for d in SUBCOMMAND_DEFINITIONS.values() if d.name != "help"]
+    return " | ".join([*lines, "help"])
 
 
 class UsageError(ValueError):
@@ -150,12 +257,7 @@ def usage_text(aliases: Mapping[str, str]) -> str:
     known = _alias_list(aliases) or "none configured"
     lines = [
         "*Usage*",
-        f"• `{COMMAND} help`: this help",
-        f"• `{COMMAND} envs`: the test environments, their status and last/next refresh",
-        f"• `{COMMAND} jobs <env>`: the jobs of an environment, newest first",
-        f"• `{COMMAND} status <env> <job>`: one job",
-        f"• `{COMMAND} cancel <env> <job>`: cancel a job (a refresh only before its reset stage)",
-        f"• `{COMMAND} refresh <env> [at <time>]`: refresh an environment, after a confirmation",
+        *(f"• `{COMMAND} {d.usage}`: {d.summary}" for d in SUBCOMMAND_DEFINITIONS.values()),
         f"`<env>` is an alias ({known}) or a test environment ID; `<job>` is a job ID; "
         f"`<time>` is {_TIME_HINT} (UTC when no offset is given).",
         f"Examples: `{COMMAND} jobs {env}`, `{COMMAND} cancel {env} {job}`, "
@@ -205,27 +307,16 @@ def parse(text: str, aliases: Mapping[str, str], *, now: datetime | None = None)
     tokens = [t for t in (_unquote(t) for t in _unescape(normalise(text)).split()) if t]
     if not tokens:
         return Help()
-    sub, args = tokens[0].casefold(), tokens[1:]
-    if sub == "help":
-        return Help()  # help with anything after it is still a request for help
-    if sub == "envs":
-        _arity(sub, args, ())
-        return Envs()
-    if sub == "jobs":
-        _arity(sub, args, (ARG_ENV,))
-        return Jobs(resolve_env(args[0], aliases, subcommand=sub))
-    if sub in ("status", "cancel"):
-        _arity(sub, args, (ARG_ENV, ARG_JOB))
-        env = resolve_env(args[0], aliases, subcommand=sub)
-        job_id = validate_id(args[1], ARG_JOB, subcommand=sub)
-        return Status(env, job_id) if sub == "status" else Cancel(env, job_id)
-    if sub == "refresh":
-        return _parse_refresh(args, aliases, now)
-    _fail(
-        f"Unknown subcommand {_quote(tokens[0])}. Valid subcommands: {', '.join(SUBCOMMANDS)}. "
-        f"Try `{COMMAND} help`.",
-        argument=ARG_SUBCOMMAND,
-    )
+    sub, words = tokens[0].casefold(), tokens[1:]
+    definition = SUBCOMMAND_DEFINITIONS.get(sub)
+    if definition is None:
+        _fail(
+            f"Unknown subcommand {_quote(tokens[0])}. Valid subcommands: {', '.join(SUBCOMMANDS)}. "
+            f"Try `{COMMAND} help`.",
+            argument=ARG_SUBCOMMAND,
+        )
+    command: Command = definition.parse(Args(sub, words, aliases, now))
+    return command
 
 
 def encode_job_value(env_id: str, job_id: str) -> str:
@@ -320,24 +411,12 @@ def _unquote(token: str) -> str:
     return token
 
 
-def _arity(sub: str, args: Sequence[str], names: Sequence[str]) -> None:
-    usage = f"Usage: `{COMMAND} {USAGE[sub]}`"
-    if len(args) < len(names):
-        missing = names[len(args)]
-        _fail(f"Missing {missing}. {usage}", argument=missing, subcommand=sub)
-    if len(args) > len(names):
-        extra = _quote(" ".join(args[len(names) :]))
-        _fail(f"Too many arguments: {extra} is extra. {usage}", argument=ARG_EXTRA, subcommand=sub)
-
-
-def _parse_refresh(
-    args: Sequence[str], aliases: Mapping[str, str], now: datetime | None
-) -> Refresh:
-    sub = "refresh"
+def _parse_refresh(parsed: Args) -> Refresh:
+    sub, args, now = parsed.subcommand, parsed.words, parsed.now
     usage = f"Usage: `{COMMAND} {USAGE[sub]}`"
     if not args:
         _fail(f"Missing {ARG_ENV}. {usage}", argument=ARG_ENV, subcommand=sub)
-    env = resolve_env(args[0], aliases, subcommand=sub)
+    env = parsed.env(0)
     rest = args[1:]
     if not rest:
         return Refresh(env, None)

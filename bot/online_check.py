@@ -6,8 +6,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.app import build_slack_client
 from bot.config import Settings
-from bot.runtime import zuora_http_client
-from bot.zuora.auth import OAuthClientCredentials
+from bot.runtime import zuora_auth, zuora_http_client
 from bot.zuora.errors import ZuoraError
 
 
@@ -26,15 +25,8 @@ async def check_online(settings: Settings) -> list[str]:
         except Exception as error:  # network failures of any kind
             problems.append(f"SLACK_API_URL: Slack could not be reached ({type(error).__name__})")
     async with zuora_http_client(settings) as http:
-        auth = OAuthClientCredentials(
-            http=http,
-            base_url=settings.zuora_base_url,
-            client_id=settings.zuora_client_id.get_secret_value(),
-            client_secret=settings.zuora_client_secret,
-            entity_id=settings.zuora_entity_id,
-        )
         try:
-            await auth.get()
+            await zuora_auth(settings, http).get()
         except ZuoraError as error:
             problems.append(
                 f"ZUORA_CLIENT_ID/ZUORA_CLIENT_SECRET/ZUORA_BASE_URL: token request failed: {error}"

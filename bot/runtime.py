@@ -1,4 +1,5 @@
-"""The running bot: owns the HTTP clients, the Bolt app, the web server and the Socket Mode connection."""
+"""The running bot. `build(settings)` makes every component, fully built and immutable; `Runtime` starts and
+stops them: the web server, the Socket Mode connection, the watch, the job cards' pollers."""
 
 from __future__ import annotations
 
@@ -7,35 +8,37 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
-from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import build_app, build_slack_client
-from bot.cards import NotificationCards
-from bot.commands import EnvRef
 from bot.config import Settings
+from bot.env_view import EnvironmentView
+from bot.job_cards import JobCards
 from bot.listeners.context import ListenerContext
-from bot.listeners.deliver import Posted
-from bot.live import LiveCards, Placement
-from bot.metrics import CONTENT_TYPE, Metrics
-from bot.operations import Follow, Operations
+from bot.metrics import Metrics
+from bot.operations import Operations
 from bot.permissions import Permissions
+from bot.server import EVENTS_PATH, HttpServer
+from bot.slack_surface import SlackSurface
 from bot.watch import JobWatch
 from bot.zuora.auth import OAuthClientCredentials
 from bot.zuora.client import ZuoraClient
-from bot.zuora.models import Job
+
+__all__ = ["EVENTS_PATH", "Components", "Runtime", "build", "secrets_of", "zuora_auth"]
 
 log = logging.getLogger(__name__)
 
-EVENTS_PATH = "/slack/events"
 # Zuora allows 40 concurrent requests per tenant by default; leave room for others.
 ZUORA_MAX_CONNECTIONS = 20
 DRAIN_SLACK_SECONDS = 15.0  # time a finished Zuora call may need to reach Slack at shutdown
+
+Now = Callable[[], datetime]
 
 
 def zuora_http_client(settings: Settings) -> httpx.AsyncClient:
@@ -48,6 +51,17 @@ def zuora_http_client(settings: Settings) -> httpx.AsyncClient:
             max_connections=ZUORA_MAX_CONNECTIONS, max_keepalive_connections=ZUORA_MAX_CONNECTIONS
         ),
         follow_redirects=False,
+    )
+
+
+def zuora_auth(settings: Settings, http: httpx.AsyncClient) -> OAuthClientCredentials:
+    """The OAuth client of the bot's Zuora user (the bot and `check --online` alike)."""
+    return OAuthClientCredentials(
+        http=http,
+        base_url=settings.zuora_base_url,
+        client_id=settings.zuora_client_id.get_secret_value(),
+        client_secret=settings.zuora_client_secret,
+        entity_id=settings.zuora_entity_id,
     )
 
 
@@ -64,181 +78,207 @@ def secrets_of(settings: Settings) -> Iterable[str]:
             yield value.get_secret_value()
 
 
+@dataclass(slots=True)
+class Readiness:
+    """Whether the bot serves requests yet (and still): the one piece of state that changes after build."""
+
+    serving: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Components:
+    """Everything the bot is made of, built once."""
+
+    settings: Settings
+    metrics: Metrics
+    http: httpx.AsyncClient
+    zuora: ZuoraClient
+    slack: AsyncWebClient
+    view: EnvironmentView
+    cards: JobCards
+    operations: Operations
+    listeners: ListenerContext
+    app: AsyncApp
+    server: HttpServer
+    readiness: Readiness
+    watch: JobWatch | None  # only with SANDBOX_WATCH_ENVIRONMENTS and a notification channel
+
+
+def build(settings: Settings, *, now: Now = lambda: datetime.now(UTC)) -> Components:
+    """Build the bot from its settings. `now` is the time of day for rules about times (a refresh must be in
+    the future, confirmations expire, a scheduled job is followed until its time); tests give the Zuora
+    simulator's clock."""
+    if settings.slack_bot_token is None:
+        raise ValueError("SLACK_BOT_TOKEN is required")  # validated by load_settings
+    if not settings.socket_mode and settings.slack_signing_secret is None:
+        # Never serve /slack/events unverified, however the settings were built.
+        raise ValueError("HTTP mode needs SLACK_SIGNING_SECRET")
+    metrics = Metrics()
+    http = zuora_http_client(settings)
+    zuora = ZuoraClient(
+        base_url=settings.zuora_base_url,
+        auth=zuora_auth(settings, http),
+        http=http,
+        entity_id=settings.zuora_entity_id,
+        gzip_requests=settings.zuora_gzip_requests,
+        observer=metrics.observe_zuora,
+    )
+    slack = build_slack_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
+
+    async def members(group: str) -> list[str]:
+        response = await slack.usergroups_users_list(usergroup=group, include_disabled=False)
+        return [str(user) for user in response.get("users") or []]
+
+    permissions = Permissions(
+        users=settings.sandbox_allowed_users,
+        usergroups=settings.sandbox_allowed_usergroups,
+        lookup=members,
+    )
+    operations = Operations(zuora=zuora, permissions=permissions, aliases=settings.aliases, now=now)
+    view = EnvironmentView(zuora)
+    cards = JobCards(
+        slack=SlackSurface(slack),
+        view=view,
+        notify_channel=settings.sandbox_notify_channel,
+        aliases=settings.aliases,
+        poll_seconds=settings.sandbox_poll_seconds,
+        now=now,
+    )
+    listeners = ListenerContext(operations=operations, cards=cards, metrics=metrics)
+    signing = settings.slack_signing_secret
+    app = build_app(
+        client=slack,
+        signing_secret=None
+        if settings.socket_mode or signing is None
+        else signing.get_secret_value(),
+        ctx=listeners,
+    )
+    watch = None
+    if settings.sandbox_watch_environments and settings.sandbox_notify_channel:
+        watch = JobWatch(
+            zuora=zuora,
+            view=view,
+            cards=cards,
+            targets=settings.sandbox_watch_environments,
+            aliases=dict(settings.aliases),
+            interval=settings.sandbox_watch_seconds,
+        )
+    readiness = Readiness()
+    server = HttpServer(
+        app=None if settings.socket_mode else app,
+        metrics=metrics,
+        ready=lambda: readiness.serving,
+    )
+    return Components(
+        settings=settings,
+        metrics=metrics,
+        http=http,
+        zuora=zuora,
+        slack=slack,
+        view=view,
+        cards=cards,
+        operations=operations,
+        listeners=listeners,
+        app=app,
+        server=server,
+        readiness=readiness,
+        watch=watch,
+    )
+
+
 class Runtime:
     def __init__(
         self,
         settings: Settings,
         *,
         host: str = "0.0.0.0",  # noqa: S104 (a server's default)
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        now: Now = lambda: datetime.now(UTC),
     ) -> None:
-        """`now`: the time of day, for rules about times (a refresh must be in the future, confirmations
-        expire); tests give the Zuora simulator's clock."""
         self.settings = settings
         self.host = host
-        self._now = now
-        self.metrics = Metrics()
-        self.ready = False
-        self.port: int | None = None
-        self._http: httpx.AsyncClient | None = None
-        self._runner: web.AppRunner | None = None
+        self.components = build(settings, now=now)
         self._socket: AsyncSocketModeHandler | None = None
-        self.app: AsyncApp | None = None
-        self.zuora: ZuoraClient | None = None
-        self.live: LiveCards | None = None
-        self.notifier: NotificationCards | None = None
-        self.operations: Operations | None = None
-        self._ctx: ListenerContext | None = None
-        self.watch: JobWatch | None = None
+
+    # -- what tests, the demo and the benchmarks look at ---------------------------------------------------------
+
+    @property
+    def metrics(self) -> Metrics:
+        return self.components.metrics
+
+    @property
+    def cards(self) -> JobCards:
+        return self.components.cards
+
+    @property
+    def watch(self) -> JobWatch | None:
+        return self.components.watch
+
+    @property
+    def operations(self) -> Operations:
+        return self.components.operations
+
+    @property
+    def port(self) -> int | None:
+        return self.components.server.port
+
+    @property
+    def ready(self) -> bool:
+        return self.components.readiness.serving
+
+    @ready.setter
+    def ready(self, value: bool) -> None:
+        self.components.readiness.serving = value
+
+    @property
+    def events_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104
+        return f"http://{host}:{self.port}{EVENTS_PATH}"
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        settings = self.settings
-        assert settings.slack_bot_token is not None, "validated by load_settings"
-        if not settings.socket_mode and settings.slack_signing_secret is None:
-            # Never serve /slack/events unverified, however the settings were built.
-            raise ValueError("HTTP mode needs SLACK_SIGNING_SECRET")
-        self._http = zuora_http_client(settings)
-        auth = OAuthClientCredentials(
-            http=self._http,
-            base_url=settings.zuora_base_url,
-            client_id=settings.zuora_client_id.get_secret_value(),
-            client_secret=settings.zuora_client_secret,
-            entity_id=settings.zuora_entity_id,
-        )
-        self.zuora = ZuoraClient(
-            base_url=settings.zuora_base_url,
-            auth=auth,
-            http=self._http,
-            entity_id=settings.zuora_entity_id,
-            gzip_requests=settings.zuora_gzip_requests,
-            observer=self.metrics.observe_zuora,
-        )
-        slack = build_slack_client(
-            settings.slack_bot_token.get_secret_value(), settings.slack_api_url
-        )
-
-        async def members(group: str) -> list[str]:
-            response = await slack.usergroups_users_list(usergroup=group, include_disabled=False)
-            return [str(user) for user in response.get("users") or []]
-
-        permissions = Permissions(
-            users=settings.sandbox_allowed_users,
-            usergroups=settings.sandbox_allowed_usergroups,
-            lookup=members,
-        )
-        operations = Operations(
-            zuora=self.zuora, permissions=permissions, aliases=settings.aliases, now=self._now
-        )
-        self.operations = operations
-        if settings.sandbox_notify_channel:
-            self.notifier = NotificationCards(
-                slack=slack, channel=settings.sandbox_notify_channel, aliases=settings.aliases
-            )
-        self.live = LiveCards(
-            zuora=self.zuora,
-            slack=slack,
-            poll_seconds=settings.sandbox_poll_seconds,
-            on_job=self._job_seen,
-            now=self._now,
-        )
-        ctx = ListenerContext(
-            operations=operations,
-            metrics=self.metrics,
-            notifier=self.notifier,
-            on_follow=self._follow,
-        )
-        self._ctx = ctx
-        signing = (
-            settings.slack_signing_secret.get_secret_value()
-            if settings.slack_signing_secret
-            else None
-        )
-        self.app = build_app(
-            client=slack, signing_secret=None if settings.socket_mode else signing, ctx=ctx
-        )
-
-        if settings.sandbox_watch_environments and self.notifier is not None:
-            self.watch = JobWatch(
-                zuora=self.zuora,
-                cards=self.notifier,
-                targets=settings.sandbox_watch_environments,
-                aliases=dict(settings.aliases),
-                interval=settings.sandbox_watch_seconds,
-            )
-        await self._serve()
-        if settings.socket_mode:
-            assert settings.slack_app_token is not None
+        parts = self.components
+        await parts.server.start(self.host, self.settings.port)
+        if self.settings.socket_mode:
+            assert self.settings.slack_app_token is not None
             self._socket = AsyncSocketModeHandler(
-                self.app, settings.slack_app_token.get_secret_value()
+                parts.app, self.settings.slack_app_token.get_secret_value()
             )
             await self._socket.connect_async()  # type: ignore[no-untyped-call]
-        if self.watch is not None:
-            self.watch.start()
+        if parts.watch is not None:
+            parts.watch.start()
         self.ready = True
         log.info(
             "sandbox-bot ready",
-            extra={"mode": "socket" if settings.socket_mode else "http", "port": self.port},
+            extra={"mode": "socket" if self.settings.socket_mode else "http", "port": self.port},
         )
-
-    async def _follow(self, follow: Follow, card: Posted | None) -> None:
-        """Keep a job's cards current: the card in the channel, if any, and its notification card."""
-        if self.live is None or not follow.job.id or follow.job.is_terminal:
-            return
-        placement = None
-        if card is not None:
-            placement = Placement(
-                channel=card.channel,
-                ts=card.ts,
-                response_url=card.response_url,
-                requested_by=follow.requested_by,
-            )
-        announced = self.notifier is not None and self.notifier.get(follow.env.id, follow.job.id)
-        if placement is not None or announced:
-            self.live.follow(follow.env, follow.job.id, placement, job=follow.job)
-
-    async def _job_seen(self, env: EnvRef, job: Job, track_id: str) -> bool:
-        """The live poller's view of a job, for its notification card. False when the card did not take it."""
-        if self.notifier is None or not job.id or self.notifier.get(env.id, job.id) is None:
-            return True
-        return await self.notifier.publish(env, job, track_id=track_id, create=False) is not None
 
     async def stop(self) -> None:
         """Stop taking requests, let the ones in progress finish (a cancel on its way to Zuora is answered and
-        recorded, not cut off), then end the watch and the live cards and close the connections."""
+        recorded, not cut off), then end the watch and the pollers and close the connections."""
+        parts = self.components
         self.ready = False
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
             self._socket = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await parts.server.stop()
         await self._drain()
-        if self.watch is not None:
-            await self.watch.stop()
-        if self.live is not None:
-            await self.live.close()
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        if parts.watch is not None:
+            await parts.watch.stop()
+        await parts.cards.close()
+        await parts.http.aclose()
 
     async def _drain(self) -> None:
         """Wait for the replies in progress, new ones included, within a budget that covers a slow Zuora
         call and the Slack side after it."""
-        if self._ctx is None:
-            return
+        in_flight = self.components.listeners.in_flight
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 2 * self.settings.zuora_timeout_seconds + DRAIN_SLACK_SECONDS
-        while self._ctx.in_flight and (remaining := deadline - loop.time()) > 0:
-            log.info(
-                "waiting for requests in progress", extra={"requests": len(self._ctx.in_flight)}
-            )
-            await asyncio.wait(set(self._ctx.in_flight), timeout=remaining)
-        if self._ctx.in_flight:
-            log.warning(
-                "stopping with requests in progress", extra={"requests": len(self._ctx.in_flight)}
-            )
+        while in_flight and (remaining := deadline - loop.time()) > 0:
+            log.info("waiting for requests in progress", extra={"requests": len(in_flight)})
+            await asyncio.wait(set(in_flight), timeout=remaining)
+        if in_flight:
+            log.warning("stopping with requests in progress", extra={"requests": len(in_flight)})
 
     async def __aenter__(self) -> Runtime:
         await self.start()
@@ -260,37 +300,3 @@ class Runtime:
             log.info("sandbox-bot stopping")
         finally:
             await self.stop()
-
-    # -- web server --------------------------------------------------------------------------------------------
-
-    async def _serve(self) -> None:
-        web_app = web.Application(client_max_size=1024 * 1024)
-        web_app.router.add_get("/healthz", self._healthz)
-        web_app.router.add_get("/metrics", self._metrics)
-        if not self.settings.socket_mode:
-            web_app.router.add_post(EVENTS_PATH, self._events)
-        self._runner = web.AppRunner(web_app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.settings.port)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
-
-    async def _events(self, request: web.Request) -> web.Response:
-        assert self.app is not None
-        if not self.ready:
-            return web.json_response({"error": "starting"}, status=503)
-        bolt_response = await self.app.async_dispatch(await to_bolt_request(request))
-        return await to_aiohttp_response(bolt_response)
-
-    async def _healthz(self, request: web.Request) -> web.Response:
-        if not self.ready:
-            return web.json_response({"status": "starting"}, status=503)
-        return web.json_response({"status": "ok"})
-
-    async def _metrics(self, request: web.Request) -> web.Response:
-        return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
-
-    @property
-    def events_url(self) -> str:
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104
-        return f"http://{host}:{self.port}{EVENTS_PATH}"

@@ -1,16 +1,17 @@
 """The watch: announce every job of the watched environments in the notification channel, however it was
 started (Zuora's UI, the API, another tool), and keep its card current until the job ends.
 
-Each round lists the jobs of each watched environment (one request per environment, no retries inside a
-round: the next round is the retry) and hands every job to `NotificationCards.publish`, which posts a card
-for a new job and edits the card of a job whose status or progress changed. Rounds run one after another,
+Each round lists the jobs of each watched environment through the shared `EnvironmentView` (at most one
+request per environment per interval, shared with the pollers of job cards; no retries inside a round: the
+next round is the retry) and reports every job to `JobCards.observe`, which posts a card for a new job and
+edits the card of a job whose status or progress changed. Rounds run one after another,
 never two at once; a round in which nothing could be listed doubles the pause before the next, up to
 `max_backoff` (one failing environment alone does not slow the others).
 
 The first listing of an environment after a start announces only jobs that are not terminal, so a new
 installation does not flood the channel with history; the exception is a job created after the newest card
 of that environment (it started and ended while the bot was down), which is announced. Cards announced before a restart are known again from the channel's history
-(`NotificationCards.ensure_loaded`): an unchanged job is not posted again, a job that changed while the bot was down
+(`JobCards.ensure_loaded`): an unchanged job is not posted again, a job that changed while the bot was down
 gets its card updated.
 """
 
@@ -22,8 +23,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-from bot.cards import NotificationCards
+from bot.backoff import next_delay
 from bot.commands import EnvRef
+from bot.env_view import EnvironmentView
+from bot.job_cards import JobCards
 from bot.zuora.client import ZuoraClient
 from bot.zuora.errors import ZuoraError
 from bot.zuora.models import is_terminal
@@ -42,7 +45,8 @@ class JobWatch:
         self,
         *,
         zuora: ZuoraClient,
-        cards: NotificationCards,
+        view: EnvironmentView,
+        cards: JobCards,
         targets: Sequence[str],
         aliases: dict[str, str],
         interval: float,
@@ -51,6 +55,7 @@ class JobWatch:
     ) -> None:
         """`targets` are aliases, environment IDs or "all", as in SANDBOX_WATCH_ENVIRONMENTS."""
         self._zuora = zuora
+        self._view = view
         self._cards = cards
         self._all = any(t.lower() == ALL for t in targets)
         self._aliases = {alias.lower(): env_id for alias, env_id in aliases.items()}
@@ -86,10 +91,7 @@ class JobWatch:
                 log.exception("watch round failed")
                 ok = False
             failures = 0 if ok else failures + 1
-            delay = (
-                min(self._interval * 2**failures, self._max_backoff) if failures else self._interval
-            )
-            await self._sleep(delay)
+            await self._sleep(next_delay(self._interval, failures, self._max_backoff))
 
     async def round(self) -> bool:
         """One round over every watched environment. False when nothing could be listed: the watch then
@@ -138,9 +140,8 @@ class JobWatch:
         return list(dict.fromkeys([*(env.id for env in found if env.id), *self._targets]))
 
     async def _watch_environment(self, env: EnvRef) -> bool:
-        track_id = new_track_id()
         try:
-            jobs = await self._zuora.list_jobs(env.id, track_id=track_id, retry=NO_RETRY)
+            listing = await self._view.jobs(env.id, max_age=self._interval)
         except ZuoraError as error:
             log.warning(
                 "watch: could not list jobs",
@@ -158,13 +159,16 @@ class JobWatch:
         caught_up_to = self._cards.newest_card_time(env.id) if first_listing else None
         if caught_up_to is not None and time.time() - caught_up_to > CATCH_UP_LIMIT:
             caught_up_to = None  # too long ago to tell a missed job from history
-        for job in sorted(jobs, key=lambda j: j.create_time.timestamp() if j.create_time else 0.0):
+        track_id = listing.track_id
+        for job in sorted(
+            listing.jobs, key=lambda j: j.create_time.timestamp() if j.create_time else 0.0
+        ):
             if not job.id:
                 continue
             key = (env.id, job.id)
             if key in self._ignored:
                 continue
-            if self._cards.get(env.id, job.id) is None and job.is_terminal and first_listing:
+            if self._cards.announced(env.id, job.id) is None and job.is_terminal and first_listing:
                 missed = (
                     caught_up_to is not None
                     and job.create_time is not None
@@ -173,7 +177,7 @@ class JobWatch:
                 if not missed:  # history from before the bot watched: not announced
                     self._ignored.add(key)
                     continue
-            card = await self._cards.publish(env, job, track_id=track_id)
+            card = await self._cards.observe(env, job, track_id)
             if job.is_terminal and card is not None and is_terminal(card.status):
                 # Its card shows the end: the job never changes again, so it is not looked at any more
                 # (even once its card is forgotten). Until then, each round offers it again.

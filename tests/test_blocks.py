@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot import blocks
-from bot.commands import EnvRef, UsageError, decode_job_value
+from bot.commands import Cancel, EnvRef, Status, UsageError, decode_job_value
 from bot.zuora.errors import (
     Reason,
     ZuoraNotFoundError,
@@ -24,6 +24,8 @@ from bot.zuora.models import Job, JobStatus
 from tests.blockkit import assert_valid_blocks
 
 ENV = EnvRef(id="0123456789abcdef0123456789abcdef", alias="staging")
+CANCEL_X = Cancel(ENV, "x")
+STATUS_X = Status(ENV, "x")
 JOB_ID = "11111111-2222-3333-4444-555555555555"
 
 
@@ -132,7 +134,7 @@ def test_error_message_quotes_status_reasons_meaning_and_ids() -> None:
         track_id="sandbox-bot-t1",
         request_id="r-1",
     )
-    message = blocks.zuora_error(error, action="cancel", what="cancel job `x`")
+    message = blocks.zuora_error(error, CANCEL_X)
     assert_valid_blocks(message.blocks)
     dumped = json.dumps(message.blocks)
     for expected in ("HTTP 400", "53100020", "sandbox-bot-t1", "r-1", "reset stage"):
@@ -151,15 +153,13 @@ def test_error_message_quotes_status_reasons_meaning_and_ids() -> None:
     ],
 )
 def test_each_error_kind_explains_itself(error: Exception, expected: str) -> None:
-    message = blocks.zuora_error(error, action="cancel", what="cancel job `x`")  # type: ignore[arg-type]
+    message = blocks.zuora_error(error, CANCEL_X)  # type: ignore[arg-type]
     assert_valid_blocks(message.blocks)
     assert expected in json.dumps(message.blocks)
 
 
 def test_error_without_track_id_says_so() -> None:
-    message = blocks.zuora_error(
-        ZuoraServerError(operation="o", status=500), action="status", what="get job"
-    )
+    message = blocks.zuora_error(ZuoraServerError(operation="o", status=500), STATUS_X)
     assert "no Zuora-Track-Id" in json.dumps(message.blocks)
 
 
@@ -234,7 +234,7 @@ def test_every_mrkdwn_text_is_verbatim_so_bare_here_and_channel_are_not_parsed()
     messages = [
         blocks.job_card(job, ENV, requested_by="U1", track_id="t", note="n", warning="w"),
         blocks.job_list([job], ENV, track_id="t"),
-        blocks.zuora_error(ZuoraServerError(operation="o", status=500), action="cancel", what="x"),
+        blocks.zuora_error(ZuoraServerError(operation="o", status=500), CANCEL_X),
         blocks.refusal("U1", reason="r", granted_by=[]),
     ]
     objects = [obj for message in messages for obj in _mrkdwn_objects(message.blocks)]

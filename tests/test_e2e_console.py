@@ -301,7 +301,7 @@ async def test_cancelled_job_card_follows_cancelling_to_cancelled(
     await slack.wait_for_message(
         NOTIFY, lambda m: m.thread_ts == note.ts and "has ended" in text_of(m)
     )
-    await slack.wait_for(lambda: not qa_bot.live.watching)  # type: ignore[union-attr]
+    await slack.wait_for(lambda: not qa_bot.cards.following)
 
 
 async def test_live_card_reports_zuora_failures_and_keeps_trying(
@@ -311,7 +311,8 @@ async def test_live_card_reports_zuora_failures_and_keeps_trying(
         qa_bot.events_url, f"cancel staging {JOB_CANCELLABLE}", ALLOWED, CHANNEL
     )
     card = await reply_to(slack, CHANNEL, ALLOWED, "CANCELLING")
-    zuora.inject("status", operation="getJobOfTestEnvironment", status=500, count=2)
+    # The cards read the environment's job list (one call for every card of the environment).
+    zuora.inject("status", operation="getAllJobsOfTestEnvironment", status=500, count=2)
     failing = await slack.wait_for(
         lambda: (
             (m := slack.message(CHANNEL, card.ts))
@@ -349,10 +350,9 @@ async def test_shutdown_stops_watching_cleanly(
         qa_bot.events_url, f"cancel staging {JOB_CANCELLABLE}", ALLOWED, CHANNEL
     )
     await reply_to(slack, CHANNEL, ALLOWED, "CANCELLING")
-    assert qa_bot.live is not None
-    await slack.wait_for(lambda: qa_bot.live.watching)  # type: ignore[union-attr]
+    await slack.wait_for(lambda: qa_bot.cards.following)
     await qa_bot.stop()
-    assert not qa_bot.live.watching
+    assert not qa_bot.cards.following
 
 
 # -- help ----------------------------------------------------------------------------------------------------------

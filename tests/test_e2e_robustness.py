@@ -143,7 +143,7 @@ async def test_forgetting_old_cards_does_not_make_the_watch_post_them_again(
     clock: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("bot.cards.MAX_CARDS", 1)
+    monkeypatch.setattr("bot.notification_channel.MAX_CARDS", 1)
     bot = await start_bot(
         sandbox_environments=f"staging={ENV_STAGING},uat={ENV_UAT},qa={ENV_QA}",
         sandbox_watch_environments="qa",

@@ -228,14 +228,13 @@ async def test_an_older_view_never_takes_a_card_back(
     """A watch round that listed the jobs before a cancel must not put CANCELLING back to EXPORTING."""
     bot = await watching(start_bot)
     await rounds(slack, bot, 1)
-    assert bot.notifier is not None
     before = zuora.job(ENV_STAGING, JOB_CANCELLABLE)
     await slack.send_command(bot.events_url, f"cancel staging {JOB_CANCELLABLE}", ALLOWED, CHANNEL)
     clock.advance(120)
     await slack.wait_for(lambda: "CANCELLED" in text_of(cards(slack, JOB_CANCELLABLE)[0]))
     from bot.zuora.models import Job
 
-    await bot.notifier.publish(bot.notifier.env(ENV_STAGING), Job.model_validate(before))
+    await bot.cards.observe(bot.cards.env(ENV_STAGING), Job.model_validate(before), None)
     (card,) = cards(slack, JOB_CANCELLABLE)
     assert "CANCELLED" in text_of(card) and "EXPORTING" not in text_of(card)
     endings = [

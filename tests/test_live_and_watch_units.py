@@ -1,4 +1,4 @@
-"""LiveCards and JobWatch driven directly against the simulators: the caps, the backoff and the fallbacks
+"""JobCards and JobWatch driven directly against the simulators: the caps, the backoff and the fallbacks
 that the end-to-end tests cannot reach in reasonable time."""
 
 from __future__ import annotations
@@ -12,32 +12,40 @@ import pytest
 from pydantic import SecretStr
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.cards import NotificationCards
 from bot.commands import EnvRef
-from bot.live import LiveCards, Placement
+from bot.env_view import EnvironmentView
+from bot.job_cards import JobCards, Origin
+from bot.outcomes import JobActed, JobLooked
 from bot.sim.slack import SlackEmulator
 from bot.sim.zuora import ZuoraSimulator
 from bot.sim.zuora_seed import ENV_QA, ENV_STAGING, ENV_UAT, JOB_CANCELLABLE
+from bot.slack_surface import SlackSurface
 from bot.watch import JobWatch
 from bot.zuora.auth import StaticToken
 from bot.zuora.client import ZuoraClient
 from bot.zuora.models import Job
 from bot.zuora.retry import RetryPolicy
-from tests.conftest import BOT_TOKEN, CHANNEL, NOTIFY
+from tests.conftest import ALLOWED, BOT_TOKEN, CHANNEL, NOTIFY
 from tests.e2e import text_of, zuora_calls
 
 STAGING = EnvRef(ENV_STAGING, "staging")
 
 
 class Sleeps:
-    """Records the pauses asked for; lets time pass just enough for the loop to go round."""
+    """Records the pauses asked for and moves a clock of its own by them; lets real time pass just enough for
+    the loop to go round."""
 
     def __init__(self) -> None:
         self.delays: list[float] = []
+        self.now = 0.0
 
     async def __call__(self, seconds: float) -> None:
         self.delays.append(seconds)
+        self.now += seconds
         await asyncio.sleep(0.01)
+
+    def clock(self) -> float:
+        return self.now
 
 
 @pytest.fixture
@@ -67,6 +75,26 @@ async def posted_card(web: AsyncWebClient, text: str = "card") -> str:
     return str(response["ts"])
 
 
+def job_cards(
+    zuora_client: ZuoraClient,
+    web: AsyncWebClient,
+    sleeps: Sleeps,
+    *,
+    notify: str | None = None,
+    **options: Any,
+) -> JobCards:
+    """JobCards whose pauses and clock are `sleeps`'s, reading Zuora through a view on the same clock."""
+    return JobCards(
+        slack=SlackSurface(web),
+        view=EnvironmentView(zuora_client, clock=sleeps.clock),
+        notify_channel=notify,
+        aliases={"staging": ENV_STAGING},
+        sleep=sleeps,
+        clock=sleeps.clock,
+        **options,
+    )
+
+
 async def current(zuora: ZuoraSimulator) -> Job:
     return Job.model_validate(zuora.job(ENV_STAGING, JOB_CANCELLABLE))
 
@@ -74,46 +102,34 @@ async def current(zuora: ZuoraSimulator) -> Job:
 async def test_a_live_card_stops_following_after_its_cap_and_says_so(
     zuora_client: ZuoraClient, web: AsyncWebClient, slack: SlackEmulator, zuora: ZuoraSimulator
 ) -> None:
-    now = [0.0]
     sleeps = Sleeps()
-
-    async def sleep(seconds: float) -> None:
-        now[0] += seconds
-        await sleeps(seconds)
-
-    live = LiveCards(
-        zuora=zuora_client,
-        slack=web,
-        poll_seconds=10,
-        max_watch=35,
-        sleep=sleep,
-        clock=lambda: now[0],
+    cards = job_cards(zuora_client, web, sleeps, poll_seconds=10, max_follow=35)
+    await cards.present(
+        JobLooked(STAGING, await current(zuora), "t-1"),
+        Origin(CHANNEL, response_url=None, message_ts=await posted_card(web)),
     )
-    ts = await posted_card(web)
-    live.follow(
-        STAGING, JOB_CANCELLABLE, Placement(channel=CHANNEL, ts=ts), job=await current(zuora)
-    )
-    await slack.wait_for(lambda: not live.watching)
-    card = slack.message(CHANNEL, ts)
-    assert card is not None and "stopped following the job" in text_of(card)
+    ((_env, _job),) = cards.following
+    await slack.wait_for(lambda: not cards.following)
+    card = next(m for m in slack.messages(CHANNEL) if not m.is_reply)
+    assert "stopped following the job" in text_of(card)
     assert (
-        len(zuora_calls(zuora, "getJobOfTestEnvironment")) == 3
+        len(zuora_calls(zuora, "getAllJobsOfTestEnvironment")) == 3
     )  # at 10, 20, 30 s; the cap at 40 s
-    await live.close()
+    await cards.close()
 
 
 async def test_a_live_card_backs_off_on_errors_up_to_its_ceiling(
     zuora_client: ZuoraClient, web: AsyncWebClient, slack: SlackEmulator, zuora: ZuoraSimulator
 ) -> None:
     sleeps = Sleeps()
-    zuora.inject("status", operation="getJobOfTestEnvironment", status=503, count=None)
-    live = LiveCards(zuora=zuora_client, slack=web, poll_seconds=1, max_backoff=8, sleep=sleeps)
+    zuora.inject("status", operation="getAllJobsOfTestEnvironment", status=503, count=None)
+    cards = job_cards(zuora_client, web, sleeps, poll_seconds=1, max_backoff=8)
     ts = await posted_card(web)
-    live.follow(
-        STAGING, JOB_CANCELLABLE, Placement(channel=CHANNEL, ts=ts), job=await current(zuora)
+    await cards.present(
+        JobLooked(STAGING, await current(zuora), "t-1"), Origin(CHANNEL, message_ts=ts)
     )
     await slack.wait_for(lambda: len(sleeps.delays) >= 7)
-    await live.close()
+    await cards.close()
     assert sleeps.delays[:6] == [1, 2, 4, 8, 8, 8]
     card = slack.message(CHANNEL, ts)
     assert (
@@ -130,28 +146,37 @@ async def test_a_card_that_cannot_be_edited_gets_new_messages_through_response_u
     zuora: ZuoraSimulator,
     clock: Any,
 ) -> None:
-    live = LiveCards(zuora=zuora_client, slack=web, poll_seconds=0.05)
-    response_url = slack.new_response_url(CHANNEL, "U0ALLOWED1")
+    private = "C0PRIVATE1"
+    slack.add_channel(private, is_private=True, members=[ALLOWED])  # the bot may not post there
+    cards = JobCards(
+        slack=SlackSurface(web),
+        view=EnvironmentView(zuora_client),
+        notify_channel=None,
+        aliases={},
+        poll_seconds=0.05,
+    )
+    response_url = slack.new_response_url(private, ALLOWED)
     job = await current(zuora)
-    live.follow(
-        STAGING, JOB_CANCELLABLE, Placement(channel=CHANNEL, response_url=response_url), job=job
+    await cards.present(
+        JobActed(STAGING, job, ALLOWED, "looked at", "t-1"), Origin(private, response_url)
     )
     clock.advance(3 * 3600)  # on to COMPLETED
     message = await slack.wait_for_message(
-        CHANNEL, lambda m: m.ephemeral_for is None and "COMPLETED" in text_of(m), timeout=5
+        private, lambda m: m.ephemeral_for is None and "COMPLETED" in text_of(m)
     )
     assert message.ephemeral_for is None  # in_channel, for everyone there
-    await slack.wait_for(lambda: not live.watching)
-    await live.close()
+    await slack.wait_for(lambda: not cards.following)
+    await cards.close()
 
 
 async def test_the_watch_lists_once_per_environment_per_round_and_backs_off_when_all_fail(
     zuora_client: ZuoraClient, web: AsyncWebClient, slack: SlackEmulator, zuora: ZuoraSimulator
 ) -> None:
-    cards = NotificationCards(slack=web, channel=NOTIFY, aliases={"staging": ENV_STAGING})
     sleeps = Sleeps()
+    cards = job_cards(zuora_client, web, sleeps, notify=NOTIFY, poll_seconds=5)
     watch = JobWatch(
         zuora=zuora_client,
+        view=EnvironmentView(zuora_client, clock=sleeps.clock),
         cards=cards,
         targets=["staging", ENV_UAT, ENV_QA],
         aliases={"staging": ENV_STAGING},
@@ -162,6 +187,7 @@ async def test_the_watch_lists_once_per_environment_per_round_and_backs_off_when
     assert await watch.round()
     assert len(zuora_calls(zuora, "getAllJobsOfTestEnvironment")) == 3
     zuora.inject("status", operation="getAllJobsOfTestEnvironment", status=500, count=None)
+    sleeps.now += 5  # the listings above are one interval old
     watch.start()
     await slack.wait_for(lambda: len(sleeps.delays) >= 5)
     await watch.stop()
@@ -169,6 +195,7 @@ async def test_the_watch_lists_once_per_environment_per_round_and_backs_off_when
     calls = len(zuora_calls(zuora, "getAllJobsOfTestEnvironment"))
     # One request per environment per round, no retries (a round cut short by stop() may add up to 3).
     assert 3 * watch.failed_rounds <= calls - 3 <= 3 * (watch.failed_rounds + 1)
+    await cards.close()
 
 
 async def test_an_ended_job_is_not_polled_for_long_when_its_cards_keep_refusing(
@@ -178,15 +205,17 @@ async def test_an_ended_job_is_not_polled_for_long_when_its_cards_keep_refusing(
     zuora: ZuoraSimulator,
     clock: Any,
 ) -> None:
-    seen: list[str] = []
-
-    async def never_shown(env: EnvRef, job: Job, track_id: str) -> bool:
-        seen.append(str(job.status))
-        return False  # the notification card never takes it (archived channel, bot removed, ...)
-
-    live = LiveCards(zuora=zuora_client, slack=web, poll_seconds=0.01, on_job=never_shown)
-    live.follow(STAGING, JOB_CANCELLABLE, None, job=await current(zuora))
+    sleeps = Sleeps()
+    cards = job_cards(zuora_client, web, sleeps, notify=NOTIFY, poll_seconds=1)
+    await cards.present(
+        JobActed(STAGING, await current(zuora), ALLOWED, "cancelled", "t-1"), Origin(CHANNEL)
+    )
+    assert cards.announced(ENV_STAGING, JOB_CANCELLABLE) is not None
+    # From now on no card takes an edit (archived channel, bot removed, Slack in trouble, ...).
+    slack.fail_next("chat.update", error="internal_error", count=1000)
     clock.advance(3 * 3600)
-    await slack.wait_for(lambda: not live.watching)
-    assert seen.count("COMPLETED") == 4  # the end, then three catch-up polls, then it stops
-    await live.close()
+    before = len(zuora_calls(zuora, "getAllJobsOfTestEnvironment"))
+    await slack.wait_for(lambda: not cards.following)
+    after = len(zuora_calls(zuora, "getAllJobsOfTestEnvironment"))
+    assert after - before == 4  # the end, then three catch-up polls, then it stops
+    await cards.close()

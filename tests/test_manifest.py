@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from bot.commands import COMMAND, SUBCOMMANDS
+from bot.commands import COMMAND, SUBCOMMANDS, usage_hint
 from bot.runtime import EVENTS_PATH
 
 MANIFEST = Path(__file__).resolve().parent.parent / "manifest.yml"
@@ -28,6 +28,7 @@ def test_slash_command_is_the_one_the_bot_listens_to() -> None:
     )  # the parser expects raw <@U…> forms to refuse them by name
     for sub in SUBCOMMANDS:
         assert sub in command["usage_hint"]
+    assert command["usage_hint"] == usage_hint()  # derived from the subcommands' definitions
     assert len(command["description"]) <= 100
 
 

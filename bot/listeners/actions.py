@@ -6,20 +6,19 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks import (
     ACTION_CANCEL_JOB,
     ACTION_JOB_STATUS,
     ACTION_REFRESH_ABORT,
     ACTION_REFRESH_CONFIRM,
-    requested_by_of,
 )
+from bot.job_cards import Origin
 from bot.listeners.context import ListenerContext
-from bot.listeners.deliver import Origin
-from bot.operations import Click, Reply
+from bot.operations import Click
+from bot.outcomes import Outcome
 
-UseCase = Callable[[Click], Awaitable[Reply]]
+UseCase = Callable[[Click], Awaitable[Outcome]]
 
 
 def _where(body: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -31,27 +30,22 @@ def _where(body: dict[str, Any]) -> tuple[str | None, str | None]:
 
 def _click(body: dict[str, Any]) -> Click:
     action = (body.get("actions") or [{}])[0]
-    message = body.get("message") or {}
     return Click(
         user_id=str((body.get("user") or {}).get("id", "")),
         value=str(action.get("value", "")),
         block_id=str(action.get("block_id", "")),
-        requested_by=requested_by_of(message.get("blocks") or []),
     )
 
 
 def register(app: AsyncApp, ctx: ListenerContext) -> None:
     def handler(name: str, use_case: UseCase) -> Callable[..., Awaitable[None]]:
-        async def on_click(
-            ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
-        ) -> None:
+        async def on_click(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
             await ack()
             click = _click(body)
             channel_id, message_ts = _where(body)
             await ctx.reply(
                 name,
                 lambda: use_case(click),
-                client=client,
                 respond=respond,
                 origin=Origin(
                     channel_id,

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.commands import COMMAND, SUBCOMMANDS, normalise
+from bot.job_cards import Origin
 from bot.listeners.context import ListenerContext
-from bot.listeners.deliver import Origin
 
 
 def metric_name(text: str) -> str:
@@ -23,7 +22,7 @@ def metric_name(text: str) -> str:
 def register(app: AsyncApp, ctx: ListenerContext) -> None:
     @app.command(COMMAND)
     async def sandbox_command(
-        ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+        ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond
     ) -> None:
         await ack()
         user_id = str(command.get("user_id", ""))
@@ -31,7 +30,6 @@ def register(app: AsyncApp, ctx: ListenerContext) -> None:
         await ctx.reply(
             metric_name(text),
             lambda: ctx.operations.command(user_id, text),
-            client=client,
             respond=respond,
             origin=Origin(command.get("channel_id"), command.get("response_url")),
         )

@@ -1,4 +1,4 @@
-"""What the listeners share: the use cases, the notification cards, metrics, and the guard around each reply."""
+"""What the listeners share: the use cases, the job cards, metrics, and the guard around each reply."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slack_bolt.async_app import AsyncRespond
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import blocks
-from bot.cards import NotificationCards
-from bot.listeners.deliver import OnFollow, Origin, deliver
+from bot.job_cards import JobCards, Origin
+from bot.listeners.deliver import deliver
 from bot.metrics import Metrics
-from bot.operations import Operations, Reply
+from bot.operations import Operations
+from bot.outcomes import Outcome, metric_of
 
 log = logging.getLogger(__name__)
 
@@ -25,39 +25,30 @@ log = logging.getLogger(__name__)
 @dataclass
 class ListenerContext:
     operations: Operations
+    cards: JobCards
     metrics: Metrics
-    notifier: NotificationCards | None = None
-    on_follow: OnFollow | None = None
     # The tasks delivering a reply right now, so that a shutdown can let them finish.
     in_flight: set[asyncio.Task[Any]] = field(default_factory=set)
 
     async def reply(
         self,
         name: str,
-        work: Callable[[], Awaitable[Reply]],
+        work: Callable[[], Awaitable[Outcome]],
         *,
-        client: AsyncWebClient,
         respond: AsyncRespond,
         origin: Origin,
     ) -> None:
-        """Run one use case after the ack and deliver its reply. Nothing escapes: an unexpected error is
+        """Run one use case after the ack and deliver its outcome. Nothing escapes: an unexpected error is
         logged with an incident ID and the user is told, so the bot keeps serving."""
         started = time.perf_counter()
-        outcome = "internal_error"
+        metric = "internal_error"
         task = asyncio.current_task()
         if task is not None:
             self.in_flight.add(task)
         try:
-            reply = await work()
-            outcome = reply.outcome
-            await deliver(
-                reply,
-                client=client,
-                respond=respond,
-                origin=origin,
-                notifier=self.notifier,
-                on_follow=self.on_follow,
-            )
+            outcome = await work()
+            metric = metric_of(outcome)
+            await deliver(outcome, respond=respond, origin=origin, cards=self.cards)
         except Exception:
             incident = uuid.uuid4().hex[:10]
             log.exception("handling failed", extra={"command": name, "incident": incident})
@@ -73,5 +64,5 @@ class ListenerContext:
         finally:
             if task is not None:
                 self.in_flight.discard(task)
-            self.metrics.commands.labels(name, outcome).inc()
+            self.metrics.commands.labels(name, metric).inc()
             self.metrics.handler_seconds.labels(name).observe(time.perf_counter() - started)

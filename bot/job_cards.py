@@ -1,0 +1,513 @@
+"""Every card of every job, kept current until the job ends: the one owner of job cards.
+
+A job has cards in the channels where someone acted on it or looked at it, and one card in the notification
+channel (the audit trail: its thread holds a line per action and a reply when the job ends). The operations
+report what they did (`present`, `record`), the watch reports what it saw (`observe`); neither knows how a card
+is kept current. That is done here:
+
+- Showing a card goes through `SlackSurface.show` (edit in place, or post anew when the card is gone). A card
+  that went out through a response_url (the bot may not post in that channel) cannot be edited: a change of
+  status is posted there as a new message, within response_url's budget.
+- Following a job: one poller per environment reads the environment's jobs through the shared
+  `EnvironmentView` every `poll_seconds` while a job there is followed (every few minutes while all of them are
+  only scheduled), and shows what changed on every card of each job. Failures back off (`bot.backoff`) and say
+  so on the cards; a job is followed for at most `max_follow` seconds (past its scheduled time), then its cards
+  say that *Refresh status* still works. When a job ends, each editable card gets a reply in its thread.
+- The notification card of a job is posted once, edited when what it shows changed, never taken back by an
+  older view of the job, and known again after a restart from the channel's history
+  (`NotificationChannel`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from bot import blocks
+from bot.backoff import next_delay
+from bot.commands import EnvRef
+from bot.env_view import EnvironmentView
+from bot.notification_channel import CardRef, Key, NotificationChannel, card_metadata
+from bot.outcomes import AuditLine, JobActed, JobOutcome
+from bot.slack_surface import SlackSurface
+from bot.zuora.errors import ZuoraError
+from bot.zuora.models import Job, JobStatus, is_terminal
+
+log = logging.getLogger(__name__)
+
+RESPONSE_URL_POSTS = 4  # response_url takes 5 posts; the first one showed the card
+SCHEDULED_POLL_SECONDS = 300.0
+TERMINAL_CATCH_UPS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a request came from: the channel, its response_url, and the clicked message, if any."""
+
+    channel_id: str | None
+    response_url: str | None = None
+    message_ts: str | None = None
+    is_ephemeral: bool = False
+
+
+@dataclass
+class ChannelCard:
+    """One card of a job outside the notification channel: where it is and how it can be changed."""
+
+    channel: str
+    ts: str | None = None  # editable with chat.update when set
+    response_url: str | None = None  # otherwise, new messages through response_url
+    requested_by: str | None = None
+    posts_left: int = RESPONSE_URL_POSTS
+
+
+@dataclass
+class _Followed:
+    env: EnvRef
+    job_id: str
+    last: Job | None
+    deadline: float
+    cards: list[ChannelCard] = field(default_factory=list)
+    behind: bool = False  # a card did not take the last state: show it again at the next poll
+    catch_ups: int = 0  # polls since the job ended
+
+
+class JobCards:
+    def __init__(
+        self,
+        *,
+        slack: SlackSurface,
+        view: EnvironmentView,
+        notify_channel: str | None,
+        aliases: Mapping[str, str],
+        poll_seconds: float,
+        max_follow: float = 24 * 3600,
+        max_backoff: float = 300.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        """`clock` measures intervals; `now` is the time of day, to compare with Zuora's times."""
+        self._slack = slack
+        self._view = view
+        self.notification = (
+            NotificationChannel(slack=slack, channel=notify_channel) if notify_channel else None
+        )
+        self._aliases = {env_id: alias for alias, env_id in aliases.items()}
+        self._poll = poll_seconds
+        self._max_follow = max_follow
+        self._max_backoff = max_backoff
+        self._sleep = sleep
+        self._clock = clock
+        self._now = now
+        self._followed: dict[Key, _Followed] = {}
+        self._pollers: dict[str, asyncio.Task[None]] = {}
+        self._closed = False
+
+    def env(self, env_id: str) -> EnvRef:
+        return EnvRef(id=env_id, alias=self._aliases.get(env_id))
+
+    @property
+    def following(self) -> set[Key]:
+        """The jobs whose cards are being kept current."""
+        return set(self._followed)
+
+    # -- what the operations report -------------------------------------------------------------------------------
+
+    async def present(self, outcome: JobOutcome, origin: Origin) -> None:
+        """Show a job to whoever asked or acted, then keep the records: the notification card, the audit line,
+        and the following of the job. The records are kept even when showing failed: an action Zuora carried
+        out is never missing from the audit trail because Slack hiccupped."""
+        notification = self.notification
+        in_notification_channel = (
+            notification is not None and origin.channel_id == notification.channel
+        )
+        if notification is not None and in_notification_channel:
+            # So that a notification card clicked after a restart is known as one.
+            await notification.ensure_loaded()
+        acted = isinstance(outcome, JobActed)
+        requested_by = outcome.actor if isinstance(outcome, JobActed) else outcome.requested_by
+        # The job's card in the notification channel is shown there: a click on it, or an action typed in
+        # that channel, never makes a second card.
+        left_to_notification = notification is not None and (
+            notification.is_card(origin.channel_id, origin.message_ts)
+            or (in_notification_channel and acted)
+        )
+        card = blocks.job_card(
+            outcome.job, outcome.env, requested_by=requested_by, track_id=outcome.track_id
+        )
+        placed: ChannelCard | None = None
+        try:
+            placed = await self._show_to_user(outcome, origin, card, left_to_notification)
+        except Exception:
+            log.exception("the job card could not be shown")
+        finally:
+            shown_there = await self._keep_records(outcome, requested_by, placed)
+        if left_to_notification and not shown_there and origin.response_url:
+            # The notification card did not take it: never leave the user without an answer.
+            await self._slack.respond(origin.response_url, card, replace_original=False)
+
+    async def record(self, line: AuditLine) -> None:
+        """An action taken through the bot: in its job card's thread, or in the channel without a card."""
+        notification = self.notification
+        if notification is None:
+            return
+        await notification.ensure_loaded()
+        async with notification.lock:
+            card = notification.get((line.env.id, line.job_id)) if line.job_id else None
+            await self._slack.post(
+                notification.channel, line.message, thread_ts=card.ts if card else None
+            )
+
+    # -- what the watch reports -------------------------------------------------------------------------------------
+
+    async def ensure_loaded(self) -> bool:
+        return self.notification is None or await self.notification.ensure_loaded()
+
+    def newest_card_time(self, env_id: str) -> float | None:
+        return self.notification.newest_card_time(env_id) if self.notification else None
+
+    def announced(self, env_id: str, job_id: str) -> CardRef | None:
+        return self.notification.get((env_id, job_id)) if self.notification else None
+
+    async def observe(self, env: EnvRef, job: Job, track_id: str | None) -> CardRef | None:
+        """A job seen on a watched environment: its notification card is posted or brought up to date."""
+        return await self._publish(env, job, track_id=track_id, create=True)
+
+    # -- lifecycle --------------------------------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Stop following (on shutdown); cards keep their last state and their Refresh status button."""
+        self._closed = True
+        tasks = list(self._pollers.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._pollers.clear()
+        self._followed.clear()
+
+    # -- showing a job to the user ---------------------------------------------------------------------------------
+
+    async def _show_to_user(
+        self, outcome: JobOutcome, origin: Origin, card: blocks.Message, left_to_notification: bool
+    ) -> ChannelCard | None:
+        """Where the user sees the card; returns the card that can be kept current, if any."""
+        acted = isinstance(outcome, JobActed)
+        url = origin.response_url
+        if isinstance(outcome, JobActed) and outcome.done is not None:
+            # A confirmed refresh: the confirmation says so, and the card goes to the channel.
+            if url:
+                await self._slack.respond(url, outcome.done, replace_original=True)
+        elif origin.message_ts is not None:
+            # A click on a card or a list: the answer takes the clicked message's place.
+            if left_to_notification:
+                return None
+            if url:
+                await self._slack.respond(url, card, replace_original=True)
+            if origin.channel_id and not origin.is_ephemeral:
+                return ChannelCard(origin.channel_id, origin.message_ts)
+            if not (origin.channel_id and acted):
+                return None
+            # An action taken from an ephemeral card or list: the clicker sees the result in place, and
+            # the team gets the card that stays current.
+        elif not acted:
+            if url:
+                await self._slack.respond(url, card, replace_original=False, ephemeral=True)
+            return None
+        if left_to_notification or not origin.channel_id:
+            return None
+        return await self._post_in_channel(origin.channel_id, card, url)
+
+    async def _post_in_channel(
+        self, channel: str, card: blocks.Message, response_url: str | None
+    ) -> ChannelCard:
+        """chat.postMessage, so the card can be edited later; where the bot may not post (a private channel it
+        is not in, a DM), response_url's in_channel answer still shows it to everyone there."""
+        ts = await self._slack.post(channel, card)
+        if ts is not None:
+            return ChannelCard(channel, ts)
+        if response_url:
+            await self._slack.respond(response_url, card, replace_original=False)
+        return ChannelCard(channel, None, response_url)
+
+    async def _keep_records(
+        self, outcome: JobOutcome, requested_by: str | None, placed: ChannelCard | None
+    ) -> bool:
+        """Each step on its own: one failing cannot skip the next. True when the notification card shows the
+        job as the user's card does."""
+        acted = outcome if isinstance(outcome, JobActed) else None
+        shown = False
+        try:
+            note = blocks.acted_note(acted.actor, acted.verb, acted.track_id) if acted else None
+            published = await self._publish(
+                outcome.env,
+                outcome.job,
+                note=note,
+                requested_by=requested_by,
+                track_id=outcome.track_id,
+                create=acted is not None,
+            )
+            shown = published is not None
+        except Exception:
+            log.exception("notification card not kept")
+        if acted is not None:
+            try:
+                line = blocks.action_notification(
+                    actor=acted.actor,
+                    verb=acted.verb,
+                    job=acted.job,
+                    env=acted.env,
+                    track_id=acted.track_id,
+                )
+                await self.record(AuditLine(acted.env, acted.job.id, line))
+            except Exception:
+                log.exception("audit line not posted")
+        if placed is not None:
+            placed.requested_by = requested_by
+        if placed is not None or self.announced(outcome.env.id, outcome.job.id or ""):
+            self._follow(outcome.env, outcome.job, placed)
+        return shown
+
+    # -- the notification card ---------------------------------------------------------------------------------------
+
+    async def _publish(
+        self,
+        env: EnvRef,
+        job: Job,
+        *,
+        note: str | None = None,
+        requested_by: str | None = None,
+        track_id: str | None = None,
+        create: bool = True,
+    ) -> CardRef | None:
+        """Post or update the job's notification card; no Slack call when nothing a reader would see has
+        changed. None when there is no card for it (and `create` is False) or Slack did not take it."""
+        notification = self.notification
+        if notification is None or not job.id:
+            return None
+        key = (env.id, job.id)
+        await notification.ensure_loaded(patient=create and notification.get(key) is None)
+        async with notification.lock:
+            card = notification.get(key)
+            if card is None and not create:
+                return None
+            if card is not None and card.is_newer_than(job):
+                return card
+            note = note or (card.note if card else None)
+            requested_by = requested_by or (card.requested_by if card else None)
+            if card is not None and card.shows(job, note):
+                return card
+            was_terminal = card is not None and is_terminal(card.status)
+            message = blocks.job_card(
+                job, env, requested_by=requested_by, track_id=track_id, note=note
+            )
+            shown = await self._slack.show(
+                notification.channel,
+                card.ts if card else None,
+                message,
+                metadata=card_metadata(env.id, job, note, requested_by),
+            )
+            if not shown.taken or shown.ts is None:
+                return None
+            if card is None or card.ts != shown.ts:
+                card = CardRef(channel=notification.channel, ts=shown.ts, status=None)
+            card.status, card.progress, card.note = (
+                str(job.status or ""),
+                job.progress_percentage,
+                note,
+            )
+            card.requested_by, card.updated = requested_by, job.update_time or card.updated
+            notification.put(key, card)
+            if job.is_terminal and not was_terminal:
+                await self._slack.post(
+                    notification.channel, blocks.job_ended(job, env), thread_ts=card.ts
+                )
+            return card
+
+    # -- following a job -------------------------------------------------------------------------------------------
+
+    def _follow(self, env: EnvRef, job: Job, card: ChannelCard | None) -> None:
+        """Keep `card` (if any) and the notification card of `job` current; a job already followed gains a
+        card, not a second poller."""
+        if self._closed or not job.id or job.is_terminal:
+            return
+        key = (env.id, job.id)
+        followed = self._followed.get(key)
+        if followed is None:
+            followed = _Followed(env, job.id, job, deadline=self._clock() + self._max_follow)
+            self._extend_for_schedule(followed, job)
+            self._followed[key] = followed
+        known = {(c.channel, c.ts) for c in followed.cards if c.ts is not None}
+        if card is not None and (card.ts is None or (card.channel, card.ts) not in known):
+            followed.cards.append(card)
+        poller = self._pollers.get(env.id)
+        if poller is None or poller.done():
+            self._pollers[env.id] = asyncio.create_task(
+                self._run_poller(env.id), name=f"job-cards-poller:{env.id}"
+            )
+
+    def _on(self, env_id: str) -> list[_Followed]:
+        return [f for (env, _job), f in self._followed.items() if env == env_id]
+
+    def _stop_following(self, followed: _Followed) -> None:
+        self._followed.pop((followed.env.id, followed.job_id), None)
+
+    def _delay(self, env_id: str) -> float:
+        """A job scheduled for later changes nothing until its time: an environment whose followed jobs are all
+        scheduled is read every few minutes, not every SANDBOX_POLL_SECONDS."""
+        followed = self._on(env_id)
+        if followed and all(f.last and f.last.status == JobStatus.SCHEDULED for f in followed):
+            return max(self._poll, SCHEDULED_POLL_SECONDS)
+        return self._poll
+
+    def _extend_for_schedule(self, followed: _Followed, job: Job) -> None:
+        """Follow a scheduled refresh until its time, then for the usual span after it."""
+        if job.status == JobStatus.SCHEDULED and job.scheduled_refresh_time is not None:
+            wait = (job.scheduled_refresh_time - self._now()).total_seconds()
+            followed.deadline = max(
+                followed.deadline, self._clock() + max(0.0, wait) + self._max_follow
+            )
+
+    async def _run_poller(self, env_id: str) -> None:
+        try:
+            await self._poll_environment(env_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("job card poller failed", extra={"env": env_id})
+            for followed in self._on(env_id):
+                self._stop_following(followed)
+        finally:
+            if self._pollers.get(env_id) is asyncio.current_task():
+                del self._pollers[env_id]
+
+    async def _poll_environment(self, env_id: str) -> None:
+        failures = 0
+        delay = self._delay(env_id)
+        while self._on(env_id):
+            await self._sleep(delay)
+            for followed in self._on(env_id):
+                if self._clock() >= followed.deadline:
+                    await self._show_all(
+                        followed, followed.last, track_id=None, warning=blocks.follow_stopped()
+                    )
+                    self._stop_following(followed)
+            if not self._on(env_id):
+                return
+            try:
+                listing = await self._view.jobs(env_id, max_age=self._poll)
+            except ZuoraError as error:
+                failures += 1
+                delay = next_delay(self._poll, failures, self._max_backoff)
+                log.warning(
+                    "job cards could not refresh",
+                    extra={"env": env_id, "status": error.status, "track_id": error.track_id},
+                )
+                for followed in self._on(env_id):
+                    await self._show_all(
+                        followed,
+                        followed.last,
+                        track_id=error.track_id,
+                        warning=blocks.poll_failed(error, delay),
+                    )
+                continue
+            recovered, failures = failures > 0, 0
+            for followed in self._on(env_id):
+                job = listing.job(followed.job_id)
+                if job is None:
+                    log.info(
+                        "the job is gone from Zuora; stopped following",
+                        extra={"job": followed.job_id},
+                    )
+                    self._stop_following(followed)
+                    continue
+                await self._seen(followed, job, listing.track_id, recovered=recovered)
+            delay = self._delay(env_id)
+
+    async def _seen(self, followed: _Followed, job: Job, track_id: str, *, recovered: bool) -> None:
+        """A fresh view of a followed job: every card of it shows it."""
+        observed = True
+        if self.announced(followed.env.id, followed.job_id) is not None:
+            try:
+                published = await self._publish(followed.env, job, track_id=track_id, create=False)
+                observed = published is not None
+            except Exception:
+                log.exception("notification card not kept", extra={"job": followed.job_id})
+                observed = False
+        changed = _changed(followed.last, job)
+        status_changed = followed.last is None or followed.last.status != job.status
+        followed.last = job
+        self._extend_for_schedule(followed, job)
+        shown = True
+        if changed or recovered or followed.behind:
+            shown = await self._show_all(
+                followed, job, track_id=track_id, status_changed=status_changed
+            )
+        # A card Slack did not take this time is shown again at the next poll, even if nothing changed: the
+        # last state of a job (its end above all) must reach every card.
+        followed.behind = not (shown and observed)
+        if job.is_terminal:
+            followed.catch_ups += 1
+            # Once every card took the end, or after a few tries (Slack keeps failing), the job is done: it
+            # does not change any more, so there is nothing to poll for.
+            if not followed.behind or followed.catch_ups > TERMINAL_CATCH_UPS:
+                await self._announce_end(followed, job)
+                self._stop_following(followed)
+
+    async def _show_all(
+        self,
+        followed: _Followed,
+        job: Job | None,
+        *,
+        track_id: str | None,
+        warning: str | None = None,
+        status_changed: bool = False,
+    ) -> bool:
+        """Show `job` on every channel card of the job; False when Slack did not take one of them."""
+        if job is None:
+            return True
+        all_taken = True
+        for card in followed.cards:
+            message = blocks.job_card(
+                job, followed.env, requested_by=card.requested_by, track_id=track_id,
+                warning=warning,
+            )  # fmt: skip
+            taken = await self._show_card(card, message, new_message=status_changed)
+            all_taken = taken and all_taken
+        return all_taken
+
+    async def _show_card(
+        self, card: ChannelCard, message: blocks.Message, *, new_message: bool
+    ) -> bool:
+        if card.ts is not None:
+            shown = await self._slack.show(card.channel, card.ts, message)
+            card.ts = shown.ts
+            if shown.ts is not None:
+                return shown.taken
+        if card.response_url and new_message and card.posts_left > 0:
+            card.posts_left -= 1
+            await self._slack.respond(card.response_url, message, replace_original=False)
+        return True  # response_url cards are best effort: nothing more to retry
+
+    async def _announce_end(self, followed: _Followed, job: Job) -> None:
+        ended = blocks.job_ended(job, followed.env)
+        for card in followed.cards:
+            if card.ts is not None:
+                await self._slack.post(card.channel, ended, thread_ts=card.ts)
+
+
+def _changed(before: Job | None, after: Job) -> bool:
+    if before is None:
+        return True
+    return (before.status, before.progress_percentage, before.job_end_time) != (
+        after.status,
+        after.progress_percentage,
+        after.job_end_time,
+    )

@@ -1,0 +1,162 @@
+"""The few Slack calls the job cards make, and the one way a card is shown: edit it, or post it anew.
+
+Every failure of Slack is classified here once: *passing* (rate limited, Slack's own trouble, no answer: worth
+another try later), *gone* (the message or channel no longer exists for the bot: post a new card) or *lasting*
+(any other refusal: trying again would not help). Nothing here raises: the callers decide what a failure means
+for their card.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot.blocks import Message
+
+log = logging.getLogger(__name__)
+
+# Errors worth another try later; any other refusal will not go away by itself.
+PASSING_ERRORS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+# chat.update errors that mean the card no longer exists (deleted, or the bot lost access): post a new one.
+CARD_GONE = frozenset(
+    {"message_not_found", "cant_update_message", "channel_not_found", "is_archived"}
+)
+HISTORY_PAGE = 200
+
+Metadata = dict[str, Any]
+
+
+def slack_error(error: BaseException) -> str:
+    """Slack's error code for a refusal, or the exception's type when Slack did not answer."""
+    response = getattr(error, "response", None)
+    if response is not None and hasattr(response, "get"):
+        return str(response.get("error"))
+    return type(error).__name__
+
+
+def is_passing(error: BaseException) -> bool:
+    """A Slack failure that may go away: a refusal naming a passing cause, or no answer at all."""
+    response = getattr(error, "response", None)
+    if response is None or not hasattr(response, "get"):
+        return True  # connection errors, timeouts
+    return str(response.get("error")) in PASSING_ERRORS
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """Where a card is after `SlackSurface.show`: `ts` (None when it could not be posted anywhere) and
+    whether Slack took this version (False: show it again later)."""
+
+    ts: str | None
+    taken: bool
+
+
+class SlackSurface:
+    """What the job cards need from Slack's Web API and response URLs."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self._client = client
+
+    async def post(
+        self,
+        channel: str,
+        message: Message,
+        *,
+        thread_ts: str | None = None,
+        metadata: Metadata | None = None,
+    ) -> str | None:
+        """chat.postMessage; the new message's ts, or None (logged) when Slack did not take it."""
+        try:
+            response = await self._client.chat_postMessage(
+                channel=channel, thread_ts=thread_ts, metadata=metadata, **message.as_kwargs()
+            )
+        except Exception as error:  # refused, or Slack unreachable after the client's retries
+            log.warning(
+                "message not posted",
+                extra={"channel": channel, "thread_ts": thread_ts, "error": slack_error(error)},
+            )
+            return None
+        return str(response["ts"])
+
+    async def show(
+        self,
+        channel: str,
+        ts: str | None,
+        message: Message,
+        *,
+        metadata: Metadata | None = None,
+    ) -> Shown:
+        """The one update-or-repost path: edit the card `ts` in place; when it is gone (or there is none yet),
+        post it anew. A passing failure leaves the card as it was, for a later try."""
+        if ts is not None:
+            try:
+                await self._client.chat_update(
+                    channel=channel, ts=ts, metadata=metadata, **message.as_kwargs()
+                )
+                return Shown(ts, taken=True)
+            except Exception as error:
+                code = slack_error(error)
+                if is_passing(error):
+                    log.info("card not edited this time", extra={"channel": channel, "error": code})
+                    return Shown(ts, taken=False)
+                if code not in CARD_GONE:
+                    # invalid_blocks, token_revoked, ...: showing it again would not help.
+                    log.error("card refused by Slack", extra={"channel": channel, "error": code})
+                    return Shown(ts, taken=True)
+                log.info(
+                    "the card is gone; posting it anew", extra={"channel": channel, "error": code}
+                )
+        posted = await self.post(channel, message, metadata=metadata)
+        return Shown(posted, taken=posted is not None)
+
+    async def respond(
+        self,
+        response_url: str,
+        message: Message,
+        *,
+        replace_original: bool,
+        ephemeral: bool = False,
+    ) -> bool:
+        """Through a response_url: the replacement of the original message, or a new message for everyone
+        in the channel (`ephemeral`: for the user alone). False (logged) when it did not arrive."""
+        try:
+            response = await AsyncWebhookClient(response_url).send(
+                response_type="ephemeral" if ephemeral else "in_channel",
+                replace_original=replace_original,
+                **message.as_kwargs(),
+            )
+        except Exception as error:
+            log.warning("response_url post failed", extra={"error": slack_error(error)})
+            return False
+        if response.status_code != 200:
+            log.warning("response_url post refused", extra={"status": response.status_code})
+            return False
+        return True
+
+    async def bot_id(self) -> str:
+        identity = await self._client.auth_test()
+        bot_id = identity.get("bot_id")
+        if not bot_id:
+            raise RuntimeError("auth.test returned no bot_id: cannot tell the bot's own messages")
+        return str(bot_id)
+
+    async def history(self, channel: str, *, pages: int) -> AsyncIterator[Mapping[str, Any]]:
+        """The channel's messages, newest first, with their metadata; at most `pages` pages. Raises when
+        Slack does not answer."""
+        cursor: str | None = None
+        for _page in range(pages):
+            response = await self._client.conversations_history(
+                channel=channel, limit=HISTORY_PAGE, include_all_metadata=True, cursor=cursor
+            )
+            for message in response.get("messages") or []:
+                yield message
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                return
