@@ -5,7 +5,7 @@ left: pollers, in-flight maps, tasks, and the bytes still held, by owner.
 tracemalloc sees the whole process, so the bot's figures include the simulators' side of its calls (the
 emulator storing cards, the Zuora simulator recording requests); the breakdown by owner tells them apart. What
 the bot still holds afterwards is bounded: each keep-alive connection's last request and response (aiohttp), and
-one notification card reference per job it announced (what `NotificationCards` keeps to edit cards in place)."""
+one notification card reference per job it announced (what `JobCards` keeps to edit cards in place)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ class MemoryConfig:
     requests: int = 100
     """K: commands sent at once (the emulator's HTTP pool holds 100 connections)."""
     poll_seconds: float = 2.0
-    """The bot's live-card poll interval: long enough not to poll much while the burst is handled."""
+    """The bot's job-card poll interval: long enough not to poll much while the burst is handled."""
     warmup: int = 3
     settle_timeout: float = 60.0
 

@@ -45,7 +45,16 @@ from bot.zuora.models import Job, JobStatus, TestEnvironment, is_cancellable, is
 Block = dict[str, Any]
 
 PERMISSION = "Refresh Central Sandbox"
+
+# Slack's limits on what a message may hold, in one place: the builders below clip to them.
 MAX_BLOCKS = 50
+SECTION_TEXT = 3000
+FIELD_TEXT = 2000
+MAX_FIELDS = 10
+MAX_CONTEXT_ELEMENTS = 10
+HEADER_TEXT = 150
+CONFIRM_TEXT = 300
+BLOCK_ID = 255
 
 ACTION_CANCEL_JOB = "sandbox_cancel_job"
 ACTION_JOB_STATUS = "sandbox_job_status"
@@ -139,13 +148,13 @@ def _mrkdwn(text: str, limit: int) -> dict[str, Any]:
 
 
 def _section(text: str) -> Block:
-    return {"type": "section", "text": _mrkdwn(text, 3000)}
+    return {"type": "section", "text": _mrkdwn(text, SECTION_TEXT)}
 
 
 def _context(*texts: str) -> Block:
     return {
         "type": "context",
-        "elements": [_mrkdwn(t, 3000) for t in texts[:10]],
+        "elements": [_mrkdwn(t, SECTION_TEXT) for t in texts[:MAX_CONTEXT_ELEMENTS]],
     }
 
 
@@ -158,7 +167,7 @@ def plain_safe(text: str) -> str:
 def _header(text: str) -> Block:
     return {
         "type": "header",
-        "text": {"type": "plain_text", "text": _clip(plain_safe(text), 150), "emoji": True},
+        "text": {"type": "plain_text", "text": _clip(plain_safe(text), HEADER_TEXT), "emoji": True},
     }
 
 
@@ -167,7 +176,7 @@ def _clip(text: str, limit: int) -> str:
 
 
 def _fields(pairs: Iterable[tuple[str, str]]) -> list[Block]:
-    return [_mrkdwn(f"*{label}*\n{value}", 2000) for label, value in pairs][:10]
+    return [_mrkdwn(f"*{label}*\n{value}", FIELD_TEXT) for label, value in pairs][:MAX_FIELDS]
 
 
 def _plain(text: str) -> dict[str, Any]:
@@ -188,7 +197,7 @@ def cancel_button(env: EnvRef, job_id: str) -> Block:
                 "type": "plain_text",
                 "text": _clip(
                     f"Cancel job {job_id} in {plain_env}? The refresh stops and the sandbox keeps its current data.",
-                    300,
+                    CONFIRM_TEXT,
                 ),
             },
             "confirm": _plain("Cancel job"),
@@ -226,7 +235,7 @@ def job_card(
     note: str | None = None,
     warning: str | None = None,
 ) -> Message:
-    """Interface section 5: type and status, progress, environment, job, who asked, times, track ID, buttons.
+    """A job card: type and status, progress, environment, job, who asked, times, track ID, buttons.
 
     `note` (mrkdwn, built from escaped values) heads the card, e.g. who cancelled it; `warning` (mrkdwn) says
     that the card could not be kept current just now.
@@ -299,7 +308,7 @@ def job_block_id(job_id: str, requested_by: str | None) -> str:
     card keeps who asked (Slack hands the block_id back with the click; button values stay IDs only)."""
     if requested_by and _USER_ID.fullmatch(requested_by):
         return f"job:{job_id}:{requested_by}"
-    return f"job:{_clip(job_id, 200)}"
+    return _clip(f"job:{job_id}", BLOCK_ID)
 
 
 def requested_by_in(block_id: str) -> str | None:
@@ -339,13 +348,14 @@ def _is_action(command: Command) -> bool:
 
 
 def _meaning(error: ZuoraError, command: Command) -> str:
-    action = command.name
-    if action == "refresh" and not zuora_did_not_act(error):
+    """What the error means for this command."""
+    refresh = isinstance(command, Refresh)
+    if refresh and not zuora_did_not_act(error):
         return (
             "The refresh may have started anyway: check `/sandbox jobs <env>` before asking again "
             "(this confirmation will not send it twice). Give Zuora support the IDs below if in doubt."
         )
-    if isinstance(error, ZuoraRejectedError) and action == "cancel":
+    if isinstance(error, ZuoraRejectedError) and isinstance(command, Cancel):
         return (
             "A refresh can be cancelled only before its reset stage (RESETTING). From RESETTING on, "
             "or once it has ended, it runs to its end and cannot be cancelled."
@@ -354,7 +364,7 @@ def _meaning(error: ZuoraError, command: Command) -> str:
         return "Zuora did not accept the request as sent."
     if isinstance(error, ZuoraNotFoundError):
         return "Zuora knows no such test environment or job. Check the IDs with `/sandbox envs` and `/sandbox jobs <env>`."
-    if isinstance(error, ZuoraPermissionError) and action == "refresh":
+    if isinstance(error, ZuoraPermissionError) and refresh:
         return "Zuora allows one refresh per period (28 days for a Central Sandbox, 14 for a Developer Sandbox)."
     if isinstance(error, ZuoraPermissionError):
         return f"The bot's Zuora user needs the *{PERMISSION}* permission in Zuora."
@@ -446,7 +456,7 @@ def usage_error(error: UsageError) -> Message:
 
 
 def refusal(user_id: str, *, reason: str, granted_by: Sequence[str]) -> Message:
-    """Interface section 3: names the permission and who grants it."""
+    """A refusal names the permission and who grants it."""
     holders = ", ".join(granted_by) if granted_by else "nobody yet"
     text = (
         f":no_entry: {mention(user_id)}, you do not have the *{PERMISSION}* permission in this bot, "

@@ -101,7 +101,7 @@ def test_memory_bench_measures_and_leaves_nothing_in_flight(results: dict[str, A
         assert result[side]["peak_bytes"] > 0
         assert result[side]["per_request_bytes"] == result[side]["peak_bytes"] / k
     assert result["ratio_peak"] == result["bot"]["peak_bytes"] / result["bare"]["peak_bytes"]
-    assert result["bot"]["jobs_followed_when_handled"] == k  # live cards were really running
+    assert result["bot"]["jobs_followed_when_handled"] == k  # job cards were really being followed
     assert set(result["bot"]["retained_by_owner"]) == {"bot", "simulators", "bench", "libraries"}
     after = result["after_jobs_end"]
     assert after["jobs_ended"] is True

@@ -27,7 +27,7 @@ WRONG_ZUORA_SECRET = "zuora-secret-that-is-wrong-42"
 WRONG_BOT_TOKEN = "xoxb-0000-wrong-bot-token-1234"
 ALL_SECRETS = (*SECRETS, ZUORA_CLIENT_ID, WRONG_ZUORA_SECRET, WRONG_BOT_TOKEN)
 
-# Every variable of the interface table, section 2.
+# Every configuration variable the bot documents.
 VARIABLES = (
     "SLACK_BOT_TOKEN",
     "SLACK_SIGNING_SECRET",

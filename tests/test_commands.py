@@ -1,4 +1,4 @@
-"""The `/sandbox` parser and the button-value codec (interface sections 3 and 4)."""
+"""The `/sandbox` parser, the subcommand definitions and the button-value codec."""
 
 from __future__ import annotations
 

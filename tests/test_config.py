@@ -1,4 +1,4 @@
-"""Configuration (interface section 2): every variable parsed and validated, every problem reported at once,
+"""Configuration: every variable parsed and validated, every problem reported at once,
 naming its variable and never echoing a value."""
 
 from __future__ import annotations

@@ -113,7 +113,7 @@ async def test_allowed_user_lists_jobs_cancels_one_and_watches_the_card(
     await messages.get_by_text(re.compile(r"job · CANCELLING")).first.wait_for()
     assert demo.zuora.job(ENV_STAGING, JOB_CANCELLABLE)["status"] in ("CANCELLING", "CANCELLED")
 
-    # The live card follows the job to its end.
+    # The job card follows the job to its end.
     await messages.get_by_text(re.compile(r"job · CANCELLED")).first.wait_for(timeout=20_000)
     await page.screenshot(path=str(_screenshot_path()))
     assert not errors

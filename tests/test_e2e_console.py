@@ -1,4 +1,4 @@
-"""The rest of the console end to end: jobs, envs, refresh with confirmation, live cards, help."""
+"""The rest of the console end to end: jobs, envs, refresh with confirmation, followed job cards, help."""
 
 from __future__ import annotations
 
@@ -269,7 +269,7 @@ async def test_refresh_within_the_period_says_when_the_next_is_possible(
     assert len(zuora_calls(zuora, CREATE)) == 1
 
 
-# -- live cards ------------------------------------------------------------------------------------------------
+# -- followed job cards --------------------------------------------------------------------------------------------
 
 
 async def test_cancelled_job_card_follows_cancelling_to_cancelled(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable, Generator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -43,6 +43,40 @@ class StaticToken:
 
     async def invalidate(self, token: str) -> None:
         return None
+
+
+class BearerAuth(httpx.Auth):
+    """httpx's auth flow for Zuora: the token source's bearer token on every request; on a 401, the token is
+    renewed once and the request sent once more (a static token cannot be renewed: its 401 stands)."""
+
+    # The 401's body is read before the renewal, so its connection is back in the pool for the token request.
+    requires_response_body = True
+
+    def __init__(self, source: TokenSource) -> None:
+        self._source = source
+
+    def sync_auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
+        raise RuntimeError("the Zuora client is asynchronous")
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        token = await self._source.get()
+        request.headers["Authorization"] = f"Bearer {token}"
+        response = yield request
+        if response.status_code != 401:
+            return
+        await self._source.invalidate(token)
+        renewed = await self._source.get()
+        if renewed == token:
+            return
+        log.info(
+            "zuora answered 401; token renewed, retrying once", extra={"url": str(request.url.path)}
+        )
+        request.headers["Authorization"] = f"Bearer {renewed}"
+        yield request
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel
 
-from bot.zuora.auth import TokenSource
+from bot.zuora.auth import BearerAuth, TokenSource
 from bot.zuora.errors import ZuoraConnectionError, ZuoraError, ZuoraMalformedResponseError
 from bot.zuora.models import (
     Job,
@@ -67,7 +67,7 @@ class ZuoraClient:
         observer: CallObserver | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
-        self._auth = auth
+        self._auth = BearerAuth(auth)
         self._http = http
         self._entity_id = entity_id
         self._gzip_requests = gzip_requests
@@ -174,9 +174,7 @@ class ZuoraClient:
         content, content_headers = self._encode(body)
 
         async def attempt() -> ModelT:
-            response = await self._send_authorised(
-                operation, method, path, track, content, content_headers
-            )
+            response = await self._send(operation, method, path, track, content, content_headers)
             raise_for_response(response, operation=operation, track_id=track)
             return parse_model(response, model, operation=operation, track_id=track)
 
@@ -194,43 +192,16 @@ class ZuoraClient:
             return gzip.compress(raw), headers
         return raw, headers
 
-    async def _send_authorised(
-        self,
-        operation: str,
-        method: str,
-        path: str,
-        track_id: str,
-        content: bytes | None,
-        content_headers: dict[str, str],
-    ) -> httpx.Response:
-        """Send once; on a 401 renew the token once and send once more."""
-        token = await self._auth.get()
-        response = await self._send(
-            operation, method, path, track_id, token, content, content_headers
-        )
-        if response.status_code != 401:
-            return response
-        await self._auth.invalidate(token)
-        renewed = await self._auth.get()
-        if renewed == token:  # a static token cannot be renewed: the 401 stands
-            return response
-        log.info("zuora answered 401; token renewed, retrying once", extra={"operation": operation})
-        return await self._send(
-            operation, method, path, track_id, renewed, content, content_headers
-        )
-
     async def _send(
         self,
         operation: str,
         method: str,
         path: str,
         track_id: str,
-        token: str,
         content: bytes | None,
         content_headers: dict[str, str],
     ) -> httpx.Response:
         headers = {
-            "Authorization": f"Bearer {token}",
             TRACK_ID_HEADER: track_id,
             "Accept": "application/json",
             "Accept-Encoding": "gzip",
@@ -242,7 +213,7 @@ class ZuoraClient:
         started = time.perf_counter()
         try:
             response = await self._http.request(
-                method, self._base_url + path, headers=headers, content=content
+                method, self._base_url + path, headers=headers, content=content, auth=self._auth
             )
         except httpx.TransportError as exc:
             error = transport_error(exc, operation=operation, track_id=track_id)

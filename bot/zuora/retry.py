@@ -1,13 +1,12 @@
 """Which failures are worth another attempt, and how long to wait before it.
 
-Built on tenacity; what is ours is the policy: exponential backoff with full jitter, overridden by
-Zuora's `Retry-After` on 429 and 503, and a retry rule per kind of operation.
+Built on tenacity (its `wait_random_exponential` is the backoff with full jitter); what is ours is the policy:
+Zuora's `Retry-After` on 429 and 503 wins over the backoff, and a retry rule per kind of operation.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -19,6 +18,7 @@ from tenacity import (
     retry_if_exception,
     stop_after_attempt,
     stop_before_delay,
+    wait_random_exponential,
 )
 
 from bot.zuora.errors import (
@@ -72,15 +72,6 @@ class RetryPolicy:
     # (four 30 s timeouts in a row would otherwise keep them two minutes).
     deadline: float = 60.0
 
-    def delay(self, attempt: int, error: BaseException | None) -> float:
-        """Seconds before attempt `attempt + 1` (attempt counts from 1)."""
-        retry_after = getattr(error, "retry_after", None) if error is not None else None
-        backoff = random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))  # noqa: S311 (jitter, not crypto)
-        if retry_after is not None:
-            # Honour Zuora's word, with a little jitter on top so parallel callers do not return together.
-            return min(float(retry_after), self.max_retry_after) + backoff / 4
-        return backoff
-
     def gives_up_on(self, error: BaseException) -> bool:
         retry_after = getattr(error, "retry_after", None)
         return retry_after is not None and float(retry_after) > self.max_retry_after
@@ -99,9 +90,16 @@ async def call_with_retry(
     def retryable(error: BaseException) -> bool:
         return should_retry(error, idempotency) and not policy.gives_up_on(error)
 
+    jitter = wait_random_exponential(multiplier=policy.base_delay, max=policy.max_delay)
+
     def wait(state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome is not None else None
-        return policy.delay(state.attempt_number, error)
+        retry_after = getattr(error, "retry_after", None)
+        backoff = float(jitter(state))
+        if retry_after is not None:
+            # Honour Zuora's word, with a little jitter on top so parallel callers do not return together.
+            return min(float(retry_after), policy.max_retry_after) + backoff / 4
+        return backoff
 
     retrying = AsyncRetrying(
         stop=stop_after_attempt(policy.attempts) | stop_before_delay(policy.deadline),

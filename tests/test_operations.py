@@ -1,0 +1,245 @@
+"""The use cases on their own: a fake Zuora client and fake permissions, no sockets, milliseconds per rule."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from bot import blocks
+from bot.commands import SUBCOMMAND_DEFINITIONS, EnvRef, encode_job_value, encode_refresh_value
+from bot.operations import Click, Operations, missing_handlers
+from bot.outcomes import (
+    JobActed,
+    JobLooked,
+    NeedsConfirmation,
+    Refused,
+    Told,
+    ZuoraFailed,
+    metric_of,
+)
+from bot.permissions import Decision
+from bot.zuora.errors import Reason, ZuoraRejectedError, ZuoraServerError
+from bot.zuora.models import Job, TestEnvironment
+
+ENV = "c0ffee00000000000000000000000001"
+JOB = "8a8aa1d1-46b3-4c0b-9bcd-0e1c1b5d3b2a"
+OPERATOR = "U0OPERATOR"
+OUTSIDER = "U0OUTSIDER"
+NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+
+
+class FakeZuora:
+    """Records every call; answers with `answer` (a Job, or an exception to raise). `hold`, when set, keeps
+    calls waiting until it is set again (to stage two submits at once)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+        self.answer: Job | Exception = Job(id=JOB, status="CANCELLING", jobType="REFRESH")
+        self.hold: asyncio.Event | None = None
+
+    async def _answer(self, name: str, *args: Any) -> Any:
+        self.calls.append((name, args))
+        if self.hold is not None:
+            await self.hold.wait()
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+    async def cancel_job(self, env_id: str, job_id: str, *, track_id: str) -> Job:
+        return await self._answer("cancel", env_id, job_id)
+
+    async def get_job(self, env_id: str, job_id: str, *, track_id: str) -> Job:
+        return await self._answer("get", env_id, job_id)
+
+    async def list_jobs(self, env_id: str, *, track_id: str) -> list[Job]:
+        await self._answer("list", env_id)
+        return [Job(id=JOB, status="EXPORTING")]
+
+    async def list_test_environments(self, *, track_id: str) -> list[TestEnvironment]:
+        await self._answer("envs")
+        return []
+
+    async def create_refresh_job(
+        self, env_id: str, *, scheduled_at: datetime | None, track_id: str
+    ) -> Job:
+        return await self._answer("create", env_id, scheduled_at)
+
+
+class FakePermissions:
+    def __init__(self) -> None:
+        self.granted_by = [f"<@{OPERATOR}>"]
+
+    async def check(self, user_id: str) -> Decision:
+        if user_id == OPERATOR:
+            return Decision(True, "listed", "user")
+        return Decision(False, "You are not on the list.")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def zuora() -> FakeZuora:
+    return FakeZuora()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def ops(zuora: FakeZuora, clock: Clock) -> Operations:
+    return Operations(
+        zuora=zuora,  # type: ignore[arg-type]
+        permissions=FakePermissions(),  # type: ignore[arg-type]
+        aliases={"staging": ENV},
+        now=clock,
+    )
+
+
+def test_every_subcommand_has_a_handler() -> None:
+    assert missing_handlers() == []
+    assert list(SUBCOMMAND_DEFINITIONS) == ["help", "envs", "jobs", "status", "cancel", "refresh"]
+
+
+async def test_an_operator_cancel_is_an_action_on_the_job(
+    ops: Operations, zuora: FakeZuora
+) -> None:
+    outcome = await ops.command(OPERATOR, f"cancel staging {JOB}")
+    assert isinstance(outcome, JobActed)
+    assert (outcome.env, outcome.actor, outcome.verb) == (
+        EnvRef(ENV, "staging"),
+        OPERATOR,
+        "cancelled",
+    )
+    assert outcome.job.id == JOB and outcome.track_id.startswith("sandbox-bot-")
+    assert zuora.calls == [("cancel", (ENV, JOB))]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [f"cancel staging {JOB}", f"status staging {JOB}", "jobs staging", "envs", "refresh staging"],
+)
+async def test_an_outsider_is_refused_before_zuora(
+    ops: Operations, zuora: FakeZuora, text: str
+) -> None:
+    outcome = await ops.command(OUTSIDER, text)
+    assert isinstance(outcome, Refused) and metric_of(outcome) == "refused"
+    assert blocks.PERMISSION in outcome.message.blocks[0]["text"]["text"]
+    assert zuora.calls == []
+
+
+async def test_help_is_open_to_everyone_and_calls_nothing(
+    ops: Operations, zuora: FakeZuora
+) -> None:
+    outcome = await ops.command(OUTSIDER, "help")
+    assert isinstance(outcome, Told) and metric_of(outcome) == "ok"
+    assert zuora.calls == []
+
+
+async def test_bad_input_is_a_usage_answer(ops: Operations, zuora: FakeZuora) -> None:
+    outcome = await ops.command(OPERATOR, "cancel staging not/an/id")
+    assert isinstance(outcome, Told) and outcome.metric == "usage"
+    assert zuora.calls == []
+
+
+async def test_a_zuora_refusal_is_reported_with_an_audit_line(
+    ops: Operations, zuora: FakeZuora
+) -> None:
+    zuora.answer = ZuoraRejectedError(
+        operation="performActionOfJob",
+        status=400,
+        reasons=(Reason("53100020", "Cannot cancel in RESETTING"),),
+        track_id="sandbox-bot-t1",
+    )
+    outcome = await ops.command(OPERATOR, f"cancel staging {JOB}")
+    assert isinstance(outcome, ZuoraFailed) and outcome.audit is not None
+    assert "reset stage" in str(outcome.message.blocks) and "sandbox-bot-t1" in str(
+        outcome.message.blocks
+    )
+    assert outcome.audit.job_id == JOB
+    assert f"<@{OPERATOR}>" in str(outcome.audit.message.blocks)
+
+
+async def test_a_second_cancel_while_the_first_is_on_its_way_is_not_sent(
+    ops: Operations, zuora: FakeZuora
+) -> None:
+    zuora.hold = asyncio.Event()
+    first = asyncio.ensure_future(ops.command(OPERATOR, f"cancel staging {JOB}"))
+    while not zuora.calls:
+        await asyncio.sleep(0)
+    second = await ops.command(OPERATOR, f"cancel staging {JOB}")
+    zuora.hold.set()
+    assert isinstance(second, Told) and second.metric == "duplicate"
+    assert isinstance(await first, JobActed)
+    assert len(zuora.calls) == 1
+
+
+async def test_refresh_asks_first_then_starts_exactly_once(
+    ops: Operations, zuora: FakeZuora
+) -> None:
+    asked = await ops.command(OPERATOR, "refresh staging")
+    assert isinstance(asked, NeedsConfirmation)
+    assert zuora.calls == []
+    zuora.answer = Job(id="j-new", status="QUEUED", jobType="REFRESH")
+    click = Click(
+        OPERATOR, encode_refresh_value(ENV, None), f"refresh:{OPERATOR}:{int(NOW.timestamp())}"
+    )
+    started = await ops.click_refresh_confirm(click)
+    again = await ops.click_refresh_confirm(click)
+    assert isinstance(started, JobActed) and started.verb == "started" and started.done is not None
+    assert isinstance(again, Told) and again.metric == "duplicate"
+    assert zuora.calls == [("create", (ENV, None))]
+
+
+async def test_only_the_requester_confirms_and_only_within_ten_minutes(
+    ops: Operations, zuora: FakeZuora, clock: Clock
+) -> None:
+    value = encode_refresh_value(ENV, None)
+    block_id = f"refresh:{OPERATOR}:{int(NOW.timestamp())}"
+    other = await ops.click_refresh_confirm(Click(OUTSIDER, value, block_id))
+    assert isinstance(other, Told) and other.metric == "refused"
+    clock.now = NOW + timedelta(minutes=11)
+    late = await ops.click_refresh_confirm(Click(OPERATOR, value, block_id))
+    assert isinstance(late, Told) and (late.metric, late.replace) == ("expired", True)
+    assert zuora.calls == []
+
+
+async def test_a_refresh_that_may_have_started_keeps_its_confirmation_used(
+    ops: Operations, zuora: FakeZuora
+) -> None:
+    zuora.answer = ZuoraServerError(operation="createJobOfTestEnvironment", status=500)
+    click = Click(
+        OPERATOR, encode_refresh_value(ENV, None), f"refresh:{OPERATOR}:{int(NOW.timestamp())}"
+    )
+    failed = await ops.click_refresh_confirm(click)
+    assert isinstance(failed, ZuoraFailed) and "may have started" in str(failed.message.blocks)
+    again = await ops.click_refresh_confirm(click)
+    assert isinstance(again, Told) and again.metric == "duplicate"
+    assert len(zuora.calls) == 1
+
+
+async def test_refresh_status_keeps_who_asked_from_the_block_the_bot_set(
+    ops: Operations, zuora: FakeZuora
+) -> None:
+    zuora.answer = Job(id=JOB, status="EXPORTING")
+    value = encode_job_value(ENV, JOB)
+    outcome = await ops.click_status(Click(OPERATOR, value, blocks.job_block_id(JOB, "U0ASKER")))
+    assert isinstance(outcome, JobLooked) and outcome.requested_by == "U0ASKER"
+    forged = await ops.click_status(Click(OPERATOR, value, f"job:{JOB}:<!channel>"))
+    assert isinstance(forged, JobLooked) and forged.requested_by is None
+
+
+async def test_a_tampered_button_never_reaches_zuora(ops: Operations, zuora: FakeZuora) -> None:
+    outcome = await ops.click_cancel(Click(OPERATOR, '{"env": "x/../y", "job": "1"}'))
+    assert isinstance(outcome, Told) and outcome.metric == "usage"
+    assert zuora.calls == []
