@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.response import BoltResponse
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -14,6 +16,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.listeners import actions, commands
 from bot.listeners.context import ListenerContext
+from bot.metrics import Metrics
+from bot.request_gate import ReplayWindow
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +36,15 @@ def build_slack_client(token: str, api_url: str) -> AsyncWebClient:
 
 
 def build_app(
-    *, client: AsyncWebClient, signing_secret: str | None, ctx: ListenerContext
+    *,
+    client: AsyncWebClient,
+    signing_secret: str | None,
+    ctx: ListenerContext,
+    metrics: Metrics,
+    replays: ReplayWindow | None = None,
 ) -> AsyncApp:
     """`signing_secret` None means Socket Mode, where requests come over the app's own WebSocket, unsigned."""
+    window = replays or ReplayWindow()
     app = AsyncApp(
         client=client,
         signing_secret=signing_secret,
@@ -43,6 +53,20 @@ def build_app(
         raise_error_for_unhandled_request=False,
         logger=logging.getLogger("slack_bolt"),
     )
+
+    @app.middleware
+    async def once(
+        body: dict[str, Any], next: Callable[[], Awaitable[None]]
+    ) -> BoltResponse | None:
+        """A request Slack delivers again (its retries, a replay inside the signing window) is answered 200
+        and not acted on: in HTTP mode and Socket Mode alike."""
+        if window.first_time(body):
+            await next()
+            return None
+        log.info("duplicate delivery ignored", extra={"type": body.get("type") or "command"})
+        metrics.duplicate_deliveries.inc()
+        return BoltResponse(status=200, body="")
+
     commands.register(app, ctx)
     actions.register(app, ctx)
 

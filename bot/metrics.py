@@ -30,6 +30,17 @@ class Metrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=self.registry,
         )
+        self.rejected_requests = Counter(
+            "sandbox_rejected_requests",
+            "Requests to /slack/events turned away before parsing, by HTTP status (401, 400, 413).",
+            ["status"],
+            registry=self.registry,
+        )
+        self.duplicate_deliveries = Counter(
+            "sandbox_duplicate_deliveries",
+            "Requests Slack delivered again (retries, replays) that were answered and not acted on.",
+            registry=self.registry,
+        )
         self.handler_seconds = Histogram(
             "sandbox_handler_seconds",
             "Time from a Slack request's ack to its reply being delivered.",

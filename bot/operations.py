@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -52,7 +53,7 @@ from bot.zuora.trackid import new_track_id
 log = logging.getLogger(__name__)
 
 CONFIRMATION_TTL = timedelta(minutes=10)
-_CONFIRM_BLOCK = re.compile(r"^refresh:([UW][A-Z0-9]{2,20}):([0-9]{9,11})$")
+_CONFIRM_BLOCK = re.compile(r"^refresh:([UW][A-Z0-9]{2,20}):([0-9]{9,11}):[0-9a-f]{8}$")
 
 C = TypeVar("C", bound=Parseable)
 Handler = Callable[["Operations", str, Any], Awaitable[Outcome]]
@@ -230,7 +231,8 @@ class Operations:
     async def _refresh_confirmation(self, user_id: str, command: Refresh) -> Outcome:
         """Nothing is sent to Zuora yet: the requester confirms first (an ephemeral message only they see)."""
         issued = self._now()
-        block_id = f"refresh:{user_id}:{int(issued.timestamp())}"
+        # Who asked, when, and a nonce: two confirmations asked for in the same second stay distinct.
+        block_id = f"refresh:{user_id}:{int(issued.timestamp())}:{secrets.token_hex(4)}"
         message = blocks.refresh_confirmation(
             command.env,
             command.at,

@@ -147,6 +147,7 @@ def build(settings: Settings, *, now: Now = lambda: datetime.now(UTC)) -> Compon
     listeners = ListenerContext(operations=operations, cards=cards, metrics=metrics)
     signing = settings.slack_signing_secret
     app = build_app(
+        metrics=metrics,
         client=slack,
         signing_secret=None
         if settings.socket_mode or signing is None
@@ -166,6 +167,7 @@ def build(settings: Settings, *, now: Now = lambda: datetime.now(UTC)) -> Compon
     readiness = Readiness()
     server = HttpServer(
         app=None if settings.socket_mode else app,
+        signing_secret=None if signing is None else signing.get_secret_value(),
         metrics=metrics,
         ready=lambda: readiness.serving,
     )

@@ -1,25 +1,43 @@
-"""The HTTP server: `POST /slack/events` (HTTP mode), `GET /healthz` and `GET /metrics` (both modes)."""
+"""The HTTP server: `POST /slack/events` (HTTP mode), `GET /healthz` and `GET /metrics` (both modes).
+
+Every request to `/slack/events` passes `bot.request_gate.inspect` on its raw bytes before Bolt sees it:
+unsigned, mis-signed or stale gets 401, signed but malformed 400, over 1 MiB 413; each one WARNING line, never
+a traceback, and nothing is parsed."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.metrics import CONTENT_TYPE, Metrics
+from bot.request_gate import MAX_BODY, inspect
+
+log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
-MAX_BODY = 1024 * 1024
 
 
 class HttpServer:
     def __init__(
-        self, *, app: AsyncApp | None, metrics: Metrics, ready: Callable[[], bool]
+        self,
+        *,
+        app: AsyncApp | None,
+        signing_secret: str | None,
+        metrics: Metrics,
+        ready: Callable[[], bool],
     ) -> None:
         """`app` None: no `/slack/events` (Socket Mode). `ready` says whether the bot serves yet."""
+        if app is not None and not signing_secret:
+            raise ValueError(
+                "HTTP mode needs SLACK_SIGNING_SECRET"
+            )  # never serve events unverified
         self._app = app
+        self._secret = signing_secret or ""
         self._metrics = metrics
         self._ready = ready
         self._runner: web.AppRunner | None = None
@@ -27,7 +45,7 @@ class HttpServer:
 
     async def start(self, host: str, port: int) -> int:
         """Listen on `host:port` (0: a free port); returns the port."""
-        web_app = web.Application(client_max_size=MAX_BODY)
+        web_app = web.Application(client_max_size=MAX_BODY + 1)
         web_app.router.add_get("/healthz", self._healthz)
         web_app.router.add_get("/metrics", self._metrics_page)
         if self._app is not None:
@@ -48,8 +66,29 @@ class HttpServer:
         assert self._app is not None
         if not self._ready():
             return web.json_response({"error": "starting"}, status=503)
-        bolt_response = await self._app.async_dispatch(await to_bolt_request(request))
-        return await to_aiohttp_response(bolt_response)
+        if (request.content_length or 0) > MAX_BODY:
+            return self._reject(413, "body over 1 MiB", request)
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return self._reject(413, "body over 1 MiB", request)
+        rejection = inspect(secret=self._secret, headers=request.headers, body=body)
+        if rejection is not None:
+            return self._reject(rejection.status, rejection.reason, request)
+        bolt_request = AsyncBoltRequest(
+            body=body.decode("utf-8"),
+            query=request.query_string,
+            headers=request.headers,  # type: ignore[arg-type]
+        )
+        return await to_aiohttp_response(await self._app.async_dispatch(bolt_request))
+
+    def _reject(self, status: int, reason: str, request: web.Request) -> web.Response:
+        log.warning(
+            "slack request rejected",
+            extra={"status": status, "reason": reason, "peer": request.remote},
+        )
+        self._metrics.rejected_requests.labels(str(status)).inc()
+        return web.json_response({"error": reason}, status=status)
 
     async def _healthz(self, request: web.Request) -> web.Response:
         if not self._ready():

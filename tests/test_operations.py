@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bot import blocks
-from bot.commands import SUBCOMMAND_DEFINITIONS, EnvRef, encode_job_value, encode_refresh_value
+from bot.commands import SUBCOMMAND_DEFINITIONS, EnvRef, encode_job_value
 from bot.operations import Click, Operations, missing_handlers
 from bot.outcomes import (
     JobActed,
@@ -76,6 +76,15 @@ class FakePermissions:
         if user_id == OPERATOR:
             return Decision(True, "listed", "user")
         return Decision(False, "You are not on the list.")
+
+
+async def confirmation(ops: Operations, text: str = "refresh staging") -> Click:
+    """The confirm button of a refresh asked for by the operator, as a click of theirs."""
+    asked = await ops.command(OPERATOR, text)
+    assert isinstance(asked, NeedsConfirmation)
+    (actions,) = [b for b in asked.message.blocks if b["type"] == "actions"]
+    confirm = actions["elements"][0]
+    return Click(OPERATOR, confirm["value"], actions["block_id"])
 
 
 class Clock:
@@ -191,9 +200,7 @@ async def test_refresh_asks_first_then_starts_exactly_once(
     assert isinstance(asked, NeedsConfirmation)
     assert zuora.calls == []
     zuora.answer = Job(id="j-new", status="QUEUED", jobType="REFRESH")
-    click = Click(
-        OPERATOR, encode_refresh_value(ENV, None), f"refresh:{OPERATOR}:{int(NOW.timestamp())}"
-    )
+    click = await confirmation(ops)
     started = await ops.click_refresh_confirm(click)
     again = await ops.click_refresh_confirm(click)
     assert isinstance(started, JobActed) and started.verb == "started" and started.done is not None
@@ -204,8 +211,8 @@ async def test_refresh_asks_first_then_starts_exactly_once(
 async def test_only_the_requester_confirms_and_only_within_ten_minutes(
     ops: Operations, zuora: FakeZuora, clock: Clock
 ) -> None:
-    value = encode_refresh_value(ENV, None)
-    block_id = f"refresh:{OPERATOR}:{int(NOW.timestamp())}"
+    mine = await confirmation(ops)
+    value, block_id = mine.value, mine.block_id
     other = await ops.click_refresh_confirm(Click(OUTSIDER, value, block_id))
     assert isinstance(other, Told) and other.metric == "refused"
     clock.now = NOW + timedelta(minutes=11)
@@ -218,9 +225,7 @@ async def test_a_refresh_that_may_have_started_keeps_its_confirmation_used(
     ops: Operations, zuora: FakeZuora
 ) -> None:
     zuora.answer = ZuoraServerError(operation="createJobOfTestEnvironment", status=500)
-    click = Click(
-        OPERATOR, encode_refresh_value(ENV, None), f"refresh:{OPERATOR}:{int(NOW.timestamp())}"
-    )
+    click = await confirmation(ops)
     failed = await ops.click_refresh_confirm(click)
     assert isinstance(failed, ZuoraFailed) and "may have started" in str(failed.message.blocks)
     again = await ops.click_refresh_confirm(click)
@@ -243,3 +248,17 @@ async def test_a_tampered_button_never_reaches_zuora(ops: Operations, zuora: Fak
     outcome = await ops.click_cancel(Click(OPERATOR, '{"env": "x/../y", "job": "1"}'))
     assert isinstance(outcome, Told) and outcome.metric == "usage"
     assert zuora.calls == []
+
+
+async def test_two_confirmations_asked_in_the_same_second_stay_distinct(
+    ops: Operations, zuora: FakeZuora
+) -> None:
+    first, second = (
+        await confirmation(ops),
+        await confirmation(ops, "refresh staging at 2030-02-01T00:00Z"),
+    )
+    assert first.block_id != second.block_id
+    zuora.answer = Job(id="j-new", status="QUEUED", jobType="REFRESH")
+    assert isinstance(await ops.click_refresh_confirm(first), JobActed)
+    assert isinstance(await ops.click_refresh_confirm(second), JobActed)
+    assert [name for name, _ in zuora.calls] == ["create", "create"]

@@ -417,9 +417,14 @@ class SlackEmulator:
         *,
         response_url: str | None = None,
         timeout: float = 3.0,
+        fields: dict[str, str] | None = None,
     ) -> JSON:
-        """Deliver a `slash_commands` envelope and return the client's ack."""
-        fields = self.command_payload(text, user_id, channel_id, command, response_url=response_url)
+        """Deliver a `slash_commands` envelope and return the client's ack. `fields`: exactly these (to
+        deliver a payload again, as Slack does when an envelope was not acked in time)."""
+        if fields is None:
+            fields = self.command_payload(
+                text, user_id, channel_id, command, response_url=response_url
+            )
         ack = await self._socket.deliver(
             "slash_commands", dict(fields), accepts_response_payload=True, timeout=timeout
         )
