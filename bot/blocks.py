@@ -406,8 +406,9 @@ def _support_ids(error: ZuoraError) -> Block:
     return _context(" · ".join(ids))
 
 
-def zuora_error(error: ZuoraError, command: Command) -> Message:
-    """A Zuora failure: status, Zuora's reasons, what it means for this command, and the IDs for support."""
+def zuora_error(error: ZuoraError, command: Command, *, read_back: Job | None = None) -> Message:
+    """A Zuora failure: status, Zuora's reasons, what it means for this command, and the IDs for support.
+    `read_back`: the job as Zuora showed it just after an action whose answer was lost."""
     what, what_plain = _what(command)
     answer = _answer(error)
     lines = [f":warning: Could not {what}: {escape_mrkdwn(error.summary)} ({answer})."]
@@ -418,6 +419,11 @@ def zuora_error(error: ZuoraError, command: Command) -> Message:
     hint = _next_refresh_hint(error) if isinstance(command, Refresh) else None
     if hint:
         lines.append(hint)
+    if read_back is not None:
+        lines.append(
+            f"The request may still have been applied: Zuora now shows the job as "
+            f"{status_text(read_back.status)}. Its card below follows it."
+        )
     text = f"Could not {what_plain}: {error.summary} ({answer}). " + " ".join(
         f"{r.code} {r.message}".strip() for r in error.reasons[:5]
     )

@@ -47,7 +47,7 @@ from bot.outcomes import (
 from bot.permissions import Decision, Permissions
 from bot.zuora.client import ZuoraClient
 from bot.zuora.errors import ZuoraError, zuora_did_not_act
-from bot.zuora.models import Job
+from bot.zuora.models import Job, JobStatus
 from bot.zuora.trackid import new_track_id
 
 log = logging.getLogger(__name__)
@@ -184,10 +184,10 @@ class Operations:
                 "cancel", user=user_id, env=env.id, job=job_id, outcome="error",
                 status=error.status, track_id=error.track_id, request_id=error.request_id,
             )  # fmt: skip
-            return ZuoraFailed(
-                blocks.zuora_error(error, command),
-                AuditLine(env, job_id, blocks.action_failed(user_id, command, error)),
-            )
+            failed = AuditLine(env, job_id, blocks.action_failed(user_id, command, error))
+            if zuora_did_not_act(error):
+                return ZuoraFailed(blocks.zuora_error(error, command), failed)
+            return await self._after_lost_answer(user_id, command, error, failed)
         finally:
             del self._cancels_in_flight[key]
         job = _with_id(job, job_id)
@@ -196,6 +196,27 @@ class Operations:
             job_status=str(job.status), track_id=track_id,
         )  # fmt: skip
         return JobActed(env, job, user_id, "cancelled", track_id)
+
+    async def _after_lost_answer(
+        self, user_id: str, command: Cancel, error: ZuoraError, failed: AuditLine
+    ) -> Outcome:
+        """The cancel may have reached Zuora although no answer came: read the job back and tell the truth. If
+        Zuora shows it cancelling, the cancel was applied; otherwise the user hears that it may still be, and
+        the job's card follows it."""
+        track_id = new_track_id()
+        try:
+            job = await self._zuora.get_job(command.env.id, command.job_id, track_id=track_id)
+        except ZuoraError:
+            return ZuoraFailed(blocks.zuora_error(error, command), failed)
+        job = _with_id(job, command.job_id)
+        log.warning(
+            "cancel answer lost; job read back",
+            extra={"job": command.job_id, "job_status": str(job.status), "track_id": track_id},
+        )
+        if job.status in (JobStatus.CANCELLING, JobStatus.CANCELLED):
+            return JobActed(command.env, job, user_id, "cancelled", track_id)
+        then = JobActed(command.env, job, user_id, "asked Zuora to cancel", track_id)
+        return ZuoraFailed(blocks.zuora_error(error, command, read_back=job), failed, then)
 
     @handles(Status)
     async def _status_command(self, user_id: str, command: Status) -> Outcome:

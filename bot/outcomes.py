@@ -50,10 +50,13 @@ class AuditLine:
 
 @dataclass(frozen=True, slots=True)
 class ZuoraFailed:
-    """Zuora did not give what was asked; `audit` when it was an action (the audit trail keeps failures)."""
+    """Zuora did not give what was asked; `audit` when it was an action (the audit trail keeps failures).
+    `then`: an action that may have been applied anyway, with the job as Zuora showed it when read back: its
+    card goes to the channel and is followed, so it ends up showing what Zuora says."""
 
     message: Message
     audit: AuditLine | None = None
+    then: JobActed | None = None
 
 
 @dataclass(frozen=True, slots=True)

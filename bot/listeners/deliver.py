@@ -30,7 +30,7 @@ async def deliver(
             await respond(replace_original=True, **message.as_kwargs())
         case Told(message=message) | NeedsConfirmation(message=message) | Refused(message=message):
             await respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
-        case ZuoraFailed(message=message, audit=audit):
+        case ZuoraFailed(message=message, audit=audit, then=then):
             try:
                 await respond(
                     response_type="ephemeral", replace_original=False, **message.as_kwargs()
@@ -38,6 +38,8 @@ async def deliver(
             finally:
                 if audit is not None:
                     await cards.record(audit)
+                if then is not None:
+                    await cards.present(then, origin)
         case JobLooked() | JobActed():
             await cards.present(outcome, origin)
         case _:
