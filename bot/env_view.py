@@ -35,37 +35,55 @@ class EnvironmentView:
         self._zuora = zuora
         self._clock = clock
         self._latest: dict[str, Listing] = {}
-        self._in_flight: dict[str, asyncio.Future[Listing]] = {}
+        self._in_flight: dict[str, asyncio.Task[Listing]] = {}
+        self._asked: dict[str, float] = {}  # when the read under way was asked for
         self.requests = 0  # list calls made, for tests and benchmarks
 
-    async def jobs(self, env_id: str, *, max_age: float) -> Listing:
-        """The jobs of `env_id` as listed at most `max_age` seconds ago. No retries inside: the caller's next
-        round is the retry. Raises the client's `ZuoraError`."""
+    async def jobs(
+        self, env_id: str, *, max_age: float, asked_after: float | None = None
+    ) -> Listing:
+        """The jobs of `env_id` as listed at most `max_age` seconds ago, and not asked for before
+        `asked_after` (on the view's clock: a reader that must see a job it learnt of at that moment). No
+        retries inside: the caller's next round is the retry. Raises the client's `ZuoraError`."""
         latest = self._latest.get(env_id)
-        if latest is not None and self._clock() - latest.fetched_at < max_age:
+        if (
+            latest is not None
+            and self._clock() - latest.fetched_at < max_age
+            and (asked_after is None or latest.fetched_at >= asked_after)
+        ):
             return latest
-        pending = self._in_flight.get(env_id)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[Listing] = asyncio.get_running_loop().create_future()
-        self._in_flight[env_id] = future
-        try:
-            listing = await self._fetch(env_id)
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-        except Exception as error:
-            future.set_exception(error)
-            future.exception()  # retrieved here: nobody else may be waiting for it
-            raise
-        finally:
+        task = self._in_flight.get(env_id)
+        if (
+            task is not None
+            and asked_after is not None
+            and self._asked.get(env_id, 0.0) < asked_after
+        ):
+            task = None  # the read under way was asked for too early for this reader
+        if task is None:
+            # Its own task: a reader that is cancelled (a poller stopping) cancels nobody else's read.
+            task = asyncio.create_task(self._fetch(env_id), name=f"env-view:{env_id}")
+            self._in_flight[env_id] = task
+            self._asked[env_id] = self._clock()
+            task.add_done_callback(lambda done: self._done(env_id, done))
+        return await asyncio.shield(task)
+
+    def _done(self, env_id: str, task: asyncio.Task[Listing]) -> None:
+        if self._in_flight.get(env_id) is task:
             del self._in_flight[env_id]
-        future.set_result(listing)
-        self._latest[env_id] = listing
-        return listing
+        if not task.cancelled() and task.exception() is None:
+            listing = task.result()
+            latest = self._latest.get(env_id)
+            if latest is None or latest.fetched_at <= listing.fetched_at:
+                self._latest[env_id] = listing
+
+    async def job(self, env_id: str, job_id: str) -> Job:
+        """One job, asked alone (a followed job the listing did not show). Raises `ZuoraError`."""
+        self.requests += 1
+        return await self._zuora.get_job(env_id, job_id, track_id=new_track_id())
 
     async def _fetch(self, env_id: str) -> Listing:
         track_id = new_track_id()
         self.requests += 1
+        started = self._clock()  # the listing is as old as the moment it was asked for
         jobs = await self._zuora.list_jobs(env_id, track_id=track_id, retry=NO_RETRY)
-        return Listing(env_id, jobs, track_id, self._clock())
+        return Listing(env_id, jobs, track_id, started)

@@ -27,6 +27,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal
 
 from bot import blocks
 from bot.backoff import next_delay
@@ -34,25 +35,21 @@ from bot.commands import EnvRef
 from bot.env_view import EnvironmentView
 from bot.notification_channel import CardRef, Key, NotificationChannel, card_metadata
 from bot.outcomes import AuditLine, JobActed, JobOutcome
-from bot.slack_surface import SlackSurface
-from bot.zuora.errors import ZuoraError
+from bot.slack_surface import Origin, SlackSurface
+from bot.zuora.errors import ZuoraError, ZuoraNotFoundError
 from bot.zuora.models import Job, JobStatus, is_terminal
 
 log = logging.getLogger(__name__)
 
+__all__ = ["ChannelCard", "JobCards", "Origin"]
+
 RESPONSE_URL_POSTS = 4  # response_url takes 5 posts; the first one showed the card
+# A notification card or audit line Slack did not take for a passing reason (429, 5xx, no answer) is tried
+# again in the background after these pauses (about 10 minutes in all), then given up: an ERROR log line with
+# the whole record, and the deliveries_given_up metric.
+DELIVERY_RETRY_PAUSES = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 180.0, 200.0)
 SCHEDULED_POLL_SECONDS = 300.0
 TERMINAL_CATCH_UPS = 3
-
-
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """Where a request came from: the channel, its response_url, and the clicked message, if any."""
-
-    channel_id: str | None
-    response_url: str | None = None
-    message_ts: str | None = None
-    is_ephemeral: bool = False
 
 
 @dataclass
@@ -72,6 +69,7 @@ class _Followed:
     job_id: str
     last: Job | None
     deadline: float
+    since: float  # when it was first followed: a listing asked for before then may not show it yet
     cards: list[ChannelCard] = field(default_factory=list)
     behind: bool = False  # a card did not take the last state: show it again at the next poll
     catch_ups: int = 0  # polls since the job ended
@@ -91,9 +89,13 @@ class JobCards:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_given_up: Callable[[], None] | None = None,
     ) -> None:
-        """`clock` measures intervals; `now` is the time of day, to compare with Zuora's times."""
+        """`clock` measures intervals; `now` is the time of day, to compare with Zuora's times;
+        `on_given_up` is told of every record that could not be delivered (a metric)."""
         self._slack = slack
+        self._on_given_up = on_given_up
+        self._retries: set[asyncio.Task[None]] = set()
         self._view = view
         self.notification = (
             NotificationChannel(slack=slack, channel=notify_channel) if notify_channel else None
@@ -107,6 +109,8 @@ class JobCards:
         self._now = now
         self._followed: dict[Key, _Followed] = {}
         self._pollers: dict[str, asyncio.Task[None]] = {}
+        self._wakes: dict[str, asyncio.Event] = {}  # set to end a poller's long pause early
+        self._long_pauses: dict[str, bool] = {}  # whether a poller is in a scheduled-only pause
         self._closed = False
 
     def env(self, env_id: str) -> EnvRef:
@@ -148,21 +152,23 @@ class JobCards:
             log.exception("the job card could not be shown")
         finally:
             shown_there = await self._keep_records(outcome, requested_by, placed)
-        if left_to_notification and not shown_there and origin.response_url:
+        if left_to_notification and not shown_there:
             # The notification card did not take it: never leave the user without an answer.
-            await self._slack.respond(origin.response_url, card, replace_original=False)
+            await self._slack.reply(origin, card, ephemeral=False)
 
     async def record(self, line: AuditLine) -> None:
-        """An action taken through the bot: in its job card's thread, or in the channel without a card."""
-        notification = self.notification
-        if notification is None:
+        """An action taken through the bot: in its job card's thread, or in the channel without a card. Tried
+        once now; if Slack did not take it for a passing reason, again in the background."""
+        if self.notification is None:
             return
-        await notification.ensure_loaded()
-        async with notification.lock:
-            card = notification.get((line.env.id, line.job_id)) if line.job_id else None
-            await self._slack.post(
-                notification.channel, line.message, thread_ts=card.ts if card else None
-            )
+        await self.notification.ensure_loaded()
+        if await self._post_line(line) == "retry":
+            self._retry_later(lambda: self._post_line(line), line.message.text)
+
+    @property
+    def retries_pending(self) -> int:
+        """Records waiting for another try (tests and shutdown look at it)."""
+        return len(self._retries)
 
     # -- what the watch reports -------------------------------------------------------------------------------------
 
@@ -177,13 +183,21 @@ class JobCards:
 
     async def observe(self, env: EnvRef, job: Job, track_id: str | None) -> CardRef | None:
         """A job seen on a watched environment: its notification card is posted or brought up to date."""
-        return await self._publish(env, job, track_id=track_id, create=True)
+        card, _retry = await self._publish(env, job, track_id=track_id, create=True)
+        return card  # the watch's next round is its retry
 
     # -- lifecycle --------------------------------------------------------------------------------------------------
 
-    async def close(self) -> None:
-        """Stop following (on shutdown); cards keep their last state and their Refresh status button."""
+    async def close(self, *, records_budget: float = 10.0) -> None:
+        """Stop following (on shutdown); cards keep their last state and their Refresh status button. Records
+        still being retried get `records_budget` seconds more; what is left then is logged as lost."""
         self._closed = True
+        if self._retries:
+            _done, left = await asyncio.wait(set(self._retries), timeout=records_budget)
+            for task in left:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         tasks = list(self._pollers.values())
         for task in tasks:
             task.cancel()
@@ -200,17 +214,14 @@ class JobCards:
     ) -> ChannelCard | None:
         """Where the user sees the card; returns the card that can be kept current, if any."""
         acted = isinstance(outcome, JobActed)
-        url = origin.response_url
         if isinstance(outcome, JobActed) and outcome.done is not None:
             # A confirmed refresh: the confirmation says so, and the card goes to the channel.
-            if url:
-                await self._slack.respond(url, outcome.done, replace_original=True)
+            await self._slack.reply(origin, outcome.done, replace_original=True)
         elif origin.message_ts is not None:
             # A click on a card or a list: the answer takes the clicked message's place.
             if left_to_notification:
                 return None
-            if url:
-                await self._slack.respond(url, card, replace_original=True)
+            await self._slack.reply(origin, card, replace_original=True)
             if origin.channel_id and not origin.is_ephemeral:
                 return ChannelCard(origin.channel_id, origin.message_ts)
             if not (origin.channel_id and acted):
@@ -218,24 +229,21 @@ class JobCards:
             # An action taken from an ephemeral card or list: the clicker sees the result in place, and
             # the team gets the card that stays current.
         elif not acted:
-            if url:
-                await self._slack.respond(url, card, replace_original=False, ephemeral=True)
+            await self._slack.reply(origin, card)
             return None
         if left_to_notification or not origin.channel_id:
             return None
-        return await self._post_in_channel(origin.channel_id, card, url)
+        return await self._post_in_channel(origin, card)
 
-    async def _post_in_channel(
-        self, channel: str, card: blocks.Message, response_url: str | None
-    ) -> ChannelCard:
+    async def _post_in_channel(self, origin: Origin, card: blocks.Message) -> ChannelCard:
         """chat.postMessage, so the card can be edited later; where the bot may not post (a private channel it
         is not in, a DM), response_url's in_channel answer still shows it to everyone there."""
-        ts = await self._slack.post(channel, card)
-        if ts is not None:
-            return ChannelCard(channel, ts)
-        if response_url:
-            await self._slack.respond(response_url, card, replace_original=False)
-        return ChannelCard(channel, None, response_url)
+        assert origin.channel_id is not None
+        posted = await self._slack.post(origin.channel_id, card)
+        if posted.ts is not None:
+            return ChannelCard(origin.channel_id, posted.ts)
+        await self._slack.reply(origin, card, ephemeral=False)
+        return ChannelCard(origin.channel_id, None, origin.response_url)
 
     async def _keep_records(
         self, outcome: JobOutcome, requested_by: str | None, placed: ChannelCard | None
@@ -244,9 +252,25 @@ class JobCards:
         job as the user's card does."""
         acted = outcome if isinstance(outcome, JobActed) else None
         shown = False
-        try:
-            note = blocks.acted_note(acted.actor, acted.verb, acted.track_id) if acted else None
-            published = await self._publish(
+        note = blocks.acted_note(acted.actor, acted.verb, acted.track_id) if acted else None
+        line = (
+            AuditLine(
+                acted.env,
+                acted.job.id,
+                blocks.action_notification(
+                    actor=acted.actor,
+                    verb=acted.verb,
+                    job=acted.job,
+                    env=acted.env,
+                    track_id=acted.track_id,
+                ),
+            )
+            if acted
+            else None
+        )
+
+        async def publish() -> Literal["done", "retry", "lost"]:
+            card, retry = await self._publish(
                 outcome.env,
                 outcome.job,
                 note=note,
@@ -254,19 +278,20 @@ class JobCards:
                 track_id=outcome.track_id,
                 create=acted is not None,
             )
-            shown = published is not None
+            return "done" if card is not None else "retry" if retry else "lost"
+
+        try:
+            published = await publish()
+            shown = published == "done"
+            if published == "retry" and acted is not None:
+                # The card first, then its audit line in its thread: both in the background.
+                self._retry_later(publish, note or "", then=line)
+                line = None
         except Exception:
             log.exception("notification card not kept")
-        if acted is not None:
+        if line is not None:
             try:
-                line = blocks.action_notification(
-                    actor=acted.actor,
-                    verb=acted.verb,
-                    job=acted.job,
-                    env=acted.env,
-                    track_id=acted.track_id,
-                )
-                await self.record(AuditLine(acted.env, acted.job.id, line))
+                await self.record(line)
             except Exception:
                 log.exception("audit line not posted")
         if placed is not None:
@@ -286,24 +311,25 @@ class JobCards:
         requested_by: str | None = None,
         track_id: str | None = None,
         create: bool = True,
-    ) -> CardRef | None:
+    ) -> tuple[CardRef | None, bool]:
         """Post or update the job's notification card; no Slack call when nothing a reader would see has
-        changed. None when there is no card for it (and `create` is False) or Slack did not take it."""
+        changed. (the card, False), or (None, whether another try may succeed) when there is no card for it
+        (and `create` is False) or Slack did not take it."""
         notification = self.notification
         if notification is None or not job.id:
-            return None
+            return None, False
         key = (env.id, job.id)
         await notification.ensure_loaded(patient=create and notification.get(key) is None)
-        async with notification.lock:
+        async with notification.lock_for(key):
             card = notification.get(key)
             if card is None and not create:
-                return None
+                return None, False
             if card is not None and card.is_newer_than(job):
-                return card
+                return card, False
             note = note or (card.note if card else None)
             requested_by = requested_by or (card.requested_by if card else None)
             if card is not None and card.shows(job, note):
-                return card
+                return card, False
             was_terminal = card is not None and is_terminal(card.status)
             message = blocks.job_card(
                 job, env, requested_by=requested_by, track_id=track_id, note=note
@@ -315,7 +341,7 @@ class JobCards:
                 metadata=card_metadata(env.id, job, note, requested_by),
             )
             if not shown.taken or shown.ts is None:
-                return None
+                return None, shown.retry
             if card is None or card.ts != shown.ts:
                 card = CardRef(channel=notification.channel, ts=shown.ts, status=None)
             card.status, card.progress, card.note = (
@@ -329,7 +355,49 @@ class JobCards:
                 await self._slack.post(
                     notification.channel, blocks.job_ended(job, env), thread_ts=card.ts
                 )
-            return card
+            return card, False
+
+    async def _post_line(self, line: AuditLine) -> Literal["done", "retry", "lost"]:
+        """One try at an audit line: in its job card's thread, or in the channel without a card."""
+        assert self.notification is not None
+        card = self.notification.get((line.env.id, line.job_id)) if line.job_id else None
+        posted = await self._slack.post(
+            self.notification.channel, line.message, thread_ts=card.ts if card else None
+        )
+        return "done" if posted.taken else "retry" if posted.retry else "lost"
+
+    def _retry_later(
+        self,
+        attempt: Callable[[], Awaitable[Literal["done", "retry", "lost"]]],
+        record: str,
+        *,
+        then: AuditLine | None = None,
+    ) -> None:
+        """Try `attempt` again in the background until it is done, with pauses, for a bounded time; then
+        record `then` (the audit line that belongs in the card's thread). Never under a lock a reply waits on."""
+
+        async def keep_trying() -> None:
+            result: str = "retry"
+            try:
+                for pause in DELIVERY_RETRY_PAUSES:
+                    await self._sleep(pause)
+                    result = await attempt()
+                    if result != "retry":
+                        break
+            finally:
+                if result != "done":
+                    self._given_up(record)
+            if then is not None:
+                await self.record(then)
+
+        task = asyncio.create_task(keep_trying(), name="job-cards-delivery")
+        self._retries.add(task)
+        task.add_done_callback(self._retries.discard)
+
+    def _given_up(self, record: str) -> None:
+        log.error("notification not delivered; given up", extra={"record": record})
+        if self._on_given_up is not None:
+            self._on_given_up()
 
     # -- following a job -------------------------------------------------------------------------------------------
 
@@ -341,7 +409,8 @@ class JobCards:
         key = (env.id, job.id)
         followed = self._followed.get(key)
         if followed is None:
-            followed = _Followed(env, job.id, job, deadline=self._clock() + self._max_follow)
+            now = self._clock()
+            followed = _Followed(env, job.id, job, deadline=now + self._max_follow, since=now)
             self._extend_for_schedule(followed, job)
             self._followed[key] = followed
         known = {(c.channel, c.ts) for c in followed.cards if c.ts is not None}
@@ -352,6 +421,9 @@ class JobCards:
             self._pollers[env.id] = asyncio.create_task(
                 self._run_poller(env.id), name=f"job-cards-poller:{env.id}"
             )
+        elif job.status != JobStatus.SCHEDULED and self._long_pauses.get(env.id):
+            # The poller sleeps minutes for scheduled jobs only: a running one needs it now.
+            self._wakes.setdefault(env.id, asyncio.Event()).set()
 
     def _on(self, env_id: str) -> list[_Followed]:
         return [f for (env, _job), f in self._followed.items() if env == env_id]
@@ -388,11 +460,28 @@ class JobCards:
             if self._pollers.get(env_id) is asyncio.current_task():
                 del self._pollers[env_id]
 
+    async def _pause(self, env_id: str, delay: float, *, wakeable: bool) -> None:
+        """Sleep `delay`; a scheduled-only pause (`wakeable`) ends early when a running job is followed."""
+        if not wakeable:
+            await self._sleep(delay)
+            return
+        wake = self._wakes.setdefault(env_id, asyncio.Event())
+        self._long_pauses[env_id] = True
+        sleeping = asyncio.ensure_future(self._sleep(delay))
+        woken = asyncio.ensure_future(wake.wait())
+        try:
+            await asyncio.wait({sleeping, woken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeping, woken):
+                task.cancel()
+            wake.clear()
+            self._long_pauses[env_id] = False
+
     async def _poll_environment(self, env_id: str) -> None:
         failures = 0
         delay = self._delay(env_id)
         while self._on(env_id):
-            await self._sleep(delay)
+            await self._pause(env_id, delay, wakeable=failures == 0 and delay > self._poll)
             for followed in self._on(env_id):
                 if self._clock() >= followed.deadline:
                     await self._show_all(
@@ -402,7 +491,16 @@ class JobCards:
             if not self._on(env_id):
                 return
             try:
-                listing = await self._view.jobs(env_id, max_age=self._poll)
+                listing = await self._view.jobs(
+                    env_id,
+                    max_age=self._poll,
+                    asked_after=max(f.since for f in self._on(env_id)),
+                )
+            except ZuoraNotFoundError:
+                log.info("the environment is gone from Zuora; stopped following its jobs")
+                for followed in self._on(env_id):
+                    self._stop_following(followed)
+                return
             except ZuoraError as error:
                 failures += 1
                 delay = next_delay(self._poll, failures, self._max_backoff)
@@ -420,24 +518,38 @@ class JobCards:
                 continue
             recovered, failures = failures > 0, 0
             for followed in self._on(env_id):
-                job = listing.job(followed.job_id)
-                if job is None:
-                    log.info(
-                        "the job is gone from Zuora; stopped following",
-                        extra={"job": followed.job_id},
-                    )
-                    self._stop_following(followed)
-                    continue
-                await self._seen(followed, job, listing.track_id, recovered=recovered)
+                job = listing.job(followed.job_id) or await self._read_missing(followed)
+                if job is not None:
+                    await self._seen(followed, job, listing.track_id, recovered=recovered)
             delay = self._delay(env_id)
 
+    async def _read_missing(self, followed: _Followed) -> Job | None:
+        """A followed job the listing does not show: asked alone. Gone (404): no longer followed."""
+        try:
+            return await self._view.job(followed.env.id, followed.job_id)
+        except ZuoraNotFoundError:
+            log.info(
+                "the job is gone from Zuora; stopped following", extra={"job": followed.job_id}
+            )
+            self._stop_following(followed)
+        except ZuoraError as error:
+            log.warning(
+                "a followed job could not be read",
+                extra={"job": followed.job_id, "status": error.status, "track_id": error.track_id},
+            )
+        return None
+
     async def _seen(self, followed: _Followed, job: Job, track_id: str, *, recovered: bool) -> None:
-        """A fresh view of a followed job: every card of it shows it."""
+        """A fresh view of a followed job: every card of it shows it (an older view changes nothing)."""
+        if followed.last is not None and _older(job, followed.last):
+            return
         observed = True
         if self.announced(followed.env.id, followed.job_id) is not None:
             try:
-                published = await self._publish(followed.env, job, track_id=track_id, create=False)
-                observed = published is not None
+                published, _retry = await self._publish(
+                    followed.env, job, track_id=track_id, create=False
+                )
+                observed = published is not None  # if not, the next poll shows it again
             except Exception:
                 log.exception("notification card not kept", extra={"job": followed.job_id})
                 observed = False
@@ -501,6 +613,17 @@ class JobCards:
         for card in followed.cards:
             if card.ts is not None:
                 await self._slack.post(card.channel, ended, thread_ts=card.ts)
+
+
+def _older(job: Job, shown: Job) -> bool:
+    """A view of the job older than the one shown (a listing that raced an action)."""
+    if shown.is_terminal and not job.is_terminal:
+        return True
+    return (
+        shown.update_time is not None
+        and job.update_time is not None
+        and job.update_time < shown.update_time
+    )
 
 
 def _changed(before: Job | None, after: Job) -> bool:

@@ -41,6 +41,17 @@ class Metrics:
             "Requests Slack delivered again (retries, replays) that were answered and not acted on.",
             registry=self.registry,
         )
+        self.slack_calls = Counter(
+            "sandbox_slack_calls",
+            "Slack calls made for cards and answers, by method and outcome.",
+            ["method", "outcome"],
+            registry=self.registry,
+        )
+        self.deliveries_given_up = Counter(
+            "sandbox_deliveries_given_up",
+            "Notification cards and audit lines that could not be delivered in the retry budget.",
+            registry=self.registry,
+        )
         self.handler_seconds = Histogram(
             "sandbox_handler_seconds",
             "Time from a Slack request's ack to its reply being delivered.",

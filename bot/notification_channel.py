@@ -9,10 +9,11 @@ replicas alike). `JobCards` is the only user of this module.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -80,15 +81,33 @@ def card_metadata(
 class NotificationChannel:
     """The cards of the notification channel by job, recovered from the channel's history after a restart.
 
-    `lock` serialises changes to the cards (JobCards holds it while it shows one)."""
+    `lock_for(key)` serialises the changes to one job's card (JobCards holds it while it shows that card), so
+    a slow or rate-limited Slack call for one job never holds up another job's card or a reply."""
 
     def __init__(self, *, slack: SlackSurface, channel: str) -> None:
         self._slack = slack
         self.channel = channel
-        self.lock = asyncio.Lock()
+        self._history_lock = asyncio.Lock()
+        self._job_locks: dict[Key, tuple[asyncio.Lock, int]] = {}  # lock, holders and waiters
         self._cards: dict[Key, CardRef] = {}
         self._loaded = False
         self._failed_at: float | None = None
+
+    @contextlib.asynccontextmanager
+    async def lock_for(self, key: Key) -> AsyncIterator[None]:
+        lock, users = self._job_locks.get(key, (asyncio.Lock(), 0))
+        self._job_locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._job_locks[key]
+            if users == 1:
+                del self._job_locks[
+                    key
+                ]  # nobody holds or awaits it: the map is as small as the work
+            else:
+                self._job_locks[key] = (lock, users - 1)
 
     def get(self, key: Key) -> CardRef | None:
         return self._cards.get(key)
@@ -122,7 +141,7 @@ class NotificationChannel:
         for pause in pauses:
             if pause:
                 await asyncio.sleep(pause)
-            async with self.lock:
+            async with self._history_lock:
                 if await self._load_once(force=patient):
                     return True
         return False

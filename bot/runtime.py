@@ -136,15 +136,17 @@ def build(settings: Settings, *, now: Now = lambda: datetime.now(UTC)) -> Compon
     )
     operations = Operations(zuora=zuora, permissions=permissions, aliases=settings.aliases, now=now)
     view = EnvironmentView(zuora)
+    surface = SlackSurface(slack, metrics)
     cards = JobCards(
-        slack=SlackSurface(slack),
+        slack=surface,
         view=view,
         notify_channel=settings.sandbox_notify_channel,
         aliases=settings.aliases,
         poll_seconds=settings.sandbox_poll_seconds,
         now=now,
+        on_given_up=metrics.deliveries_given_up.inc,
     )
-    listeners = ListenerContext(operations=operations, cards=cards, metrics=metrics)
+    listeners = ListenerContext(operations=operations, cards=cards, slack=surface, metrics=metrics)
     signing = settings.slack_signing_secret
     app = build_app(
         metrics=metrics,

@@ -17,6 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.blocks import Message
+from bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -51,18 +52,31 @@ def is_passing(error: BaseException) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Shown:
-    """Where a card is after `SlackSurface.show`: `ts` (None when it could not be posted anywhere) and
-    whether Slack took this version (False: show it again later)."""
+    """Where a message is after `post` or `show`: `ts` (None when it could not be posted anywhere), whether
+    Slack took this version, and, when it did not, whether another try later may succeed (`retry`)."""
 
     ts: str | None
     taken: bool
+    retry: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a request came from: the channel, who sent it, its response_url, and the clicked message."""
+
+    channel_id: str | None
+    response_url: str | None = None
+    message_ts: str | None = None
+    is_ephemeral: bool = False
+    user_id: str | None = None
 
 
 class SlackSurface:
     """What the job cards need from Slack's Web API and response URLs."""
 
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(self, client: AsyncWebClient, metrics: Metrics | None = None) -> None:
         self._client = client
+        self._metrics = metrics
 
     async def post(
         self,
@@ -71,8 +85,8 @@ class SlackSurface:
         *,
         thread_ts: str | None = None,
         metadata: Metadata | None = None,
-    ) -> str | None:
-        """chat.postMessage; the new message's ts, or None (logged) when Slack did not take it."""
+    ) -> Shown:
+        """chat.postMessage: the new message's ts, or why not (logged)."""
         try:
             response = await self._client.chat_postMessage(
                 channel=channel, thread_ts=thread_ts, metadata=metadata, **message.as_kwargs()
@@ -82,8 +96,9 @@ class SlackSurface:
                 "message not posted",
                 extra={"channel": channel, "thread_ts": thread_ts, "error": slack_error(error)},
             )
-            return None
-        return str(response["ts"])
+            return Shown(None, taken=False, retry=is_passing(error))
+        self._count("chat.postMessage", "ok")
+        return Shown(str(response["ts"]), taken=True)
 
     async def show(
         self,
@@ -100,12 +115,13 @@ class SlackSurface:
                 await self._client.chat_update(
                     channel=channel, ts=ts, metadata=metadata, **message.as_kwargs()
                 )
+                self._count("chat.update", "ok")
                 return Shown(ts, taken=True)
             except Exception as error:
                 code = slack_error(error)
                 if is_passing(error):
                     log.info("card not edited this time", extra={"channel": channel, "error": code})
-                    return Shown(ts, taken=False)
+                    return Shown(ts, taken=False, retry=True)
                 if code not in CARD_GONE:
                     # invalid_blocks, token_revoked, ...: showing it again would not help.
                     log.error("card refused by Slack", extra={"channel": channel, "error": code})
@@ -113,8 +129,52 @@ class SlackSurface:
                 log.info(
                     "the card is gone; posting it anew", extra={"channel": channel, "error": code}
                 )
-        posted = await self.post(channel, message, metadata=metadata)
-        return Shown(posted, taken=posted is not None)
+        return await self.post(channel, message, metadata=metadata)
+
+    async def reply(
+        self,
+        origin: Origin,
+        message: Message,
+        *,
+        replace_original: bool = False,
+        ephemeral: bool = True,
+    ) -> bool:
+        """Answer the user where they asked: through the request's response_url (replacing the clicked message,
+        for them alone, or for the channel). When that fails (expired, refused, unreachable) the answer goes by
+        the Web API instead: chat.postEphemeral to them in that channel (chat.postMessage there when it was for
+        everyone), else a direct message. Logged and counted; False only when nothing reached them."""
+        if origin.response_url and await self.respond(
+            origin.response_url, message, replace_original=replace_original, ephemeral=ephemeral
+        ):
+            return True
+        self._count("reply_fallback", "used")
+        log.warning(
+            "reply through response_url failed; answering by the Web API",
+            extra={"channel": origin.channel_id, "user": origin.user_id},
+        )
+        public = origin.channel_id and not ephemeral and not replace_original
+        if public and origin.channel_id and (await self.post(origin.channel_id, message)).taken:
+            return True
+        if origin.channel_id and origin.user_id:
+            try:
+                await self._client.chat_postEphemeral(
+                    channel=origin.channel_id, user=origin.user_id, **message.as_kwargs()
+                )
+                return True
+            except Exception as error:
+                log.warning("chat.postEphemeral failed", extra={"error": slack_error(error)})
+        if origin.user_id and (await self.post(origin.user_id, message)).taken:
+            return True  # a direct message from the bot
+        self._count("reply", "lost")
+        log.error(
+            "the answer reached nobody",
+            extra={"channel": origin.channel_id, "user": origin.user_id, "text": message.text},
+        )
+        return False
+
+    def _count(self, method: str, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.slack_calls.labels(method, outcome).inc()
 
     async def respond(
         self,
@@ -126,18 +186,24 @@ class SlackSurface:
     ) -> bool:
         """Through a response_url: the replacement of the original message, or a new message for everyone
         in the channel (`ephemeral`: for the user alone). False (logged) when it did not arrive."""
+        # Replacing keeps the original's visibility: no response_type then, as Slack documents.
+        kind = None if replace_original else "ephemeral" if ephemeral else "in_channel"
         try:
             response = await AsyncWebhookClient(response_url).send(
-                response_type="ephemeral" if ephemeral else "in_channel",
-                replace_original=replace_original,
-                **message.as_kwargs(),
+                response_type=kind, replace_original=replace_original, **message.as_kwargs()
             )
         except Exception as error:
             log.warning("response_url post failed", extra={"error": slack_error(error)})
+            self._count("response_url", "error")
             return False
         if response.status_code != 200:
-            log.warning("response_url post refused", extra={"status": response.status_code})
+            log.warning(
+                "response_url post refused",
+                extra={"status": response.status_code, "error": str(response.body)[:200]},
+            )
+            self._count("response_url", str(response.status_code))
             return False
+        self._count("response_url", "ok")
         return True
 
     async def bot_id(self) -> str:

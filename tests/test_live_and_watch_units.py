@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -218,4 +219,125 @@ async def test_an_ended_job_is_not_polled_for_long_when_its_cards_keep_refusing(
     await slack.wait_for(lambda: not cards.following)
     after = len(zuora_calls(zuora, "getAllJobsOfTestEnvironment"))
     assert after - before == 4  # the end, then three catch-up polls, then it stops
+    await cards.close()
+
+
+async def test_a_record_slack_never_takes_is_given_up_loudly_after_its_retries(
+    zuora_client: ZuoraClient,
+    web: AsyncWebClient,
+    slack: SlackEmulator,
+    zuora: ZuoraSimulator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sleeps = Sleeps()
+    given_up: list[str] = []
+    cards = job_cards(
+        zuora_client,
+        web,
+        sleeps,
+        notify=NOTIFY,
+        poll_seconds=1,
+        on_given_up=lambda: given_up.append("x"),
+    )
+    slack.fail_next("chat.postMessage", error="internal_error", status=500, count=1000)
+    await cards.present(
+        JobActed(STAGING, await current(zuora), ALLOWED, "cancelled", "t-1"), Origin(CHANNEL)
+    )
+    assert cards.retries_pending == 1
+    await slack.wait_for(lambda: len(given_up) == 2)  # the card, then its audit line
+    await slack.wait_for(lambda: cards.retries_pending == 0)
+    lost = [r for r in caplog.records if r.getMessage() == "notification not delivered; given up"]
+    assert [r.levelname for r in lost] == ["ERROR", "ERROR"]
+    assert any("cancelled job" in str(getattr(r, "record", "")) for r in lost)
+    await cards.close()
+
+
+async def test_a_job_missing_from_an_older_listing_is_read_alone_not_dropped(
+    zuora_client: ZuoraClient, web: AsyncWebClient, slack: SlackEmulator, zuora: ZuoraSimulator
+) -> None:
+    sleeps = Sleeps()
+    cards = job_cards(zuora_client, web, sleeps, poll_seconds=1)
+    view = cards._view
+    await view.jobs(ENV_QA, max_age=60)  # the watch, say, listed qa just before the job was started
+    job = Job.model_validate(zuora.add_job(ENV_QA, status="QUEUED"))
+    await cards.present(
+        JobActed(EnvRef(ENV_QA, "qa"), job, ALLOWED, "started", "t-1"), Origin(CHANNEL)
+    )
+    await slack.wait_for(lambda: len(sleeps.delays) >= 3)
+    assert (ENV_QA, job.id) in cards.following  # still followed: never taken for gone
+    await cards.close()
+
+
+async def test_a_reader_that_stops_waiting_does_not_cancel_the_others() -> None:
+    release = asyncio.Event()
+
+    class SlowZuora:
+        calls = 0
+
+        async def list_jobs(self, env_id: str, **_: Any) -> list[Job]:
+            SlowZuora.calls += 1
+            await release.wait()
+            return [Job(id="j1", status="QUEUED")]
+
+    view = EnvironmentView(SlowZuora())  # type: ignore[arg-type]
+    first = asyncio.ensure_future(view.jobs(ENV_QA, max_age=10))
+    second = asyncio.ensure_future(view.jobs(ENV_QA, max_age=10))
+    while not SlowZuora.calls:
+        await asyncio.sleep(0)
+    first.cancel()
+    release.set()
+    listing = await second
+    assert [j.id for j in listing.jobs] == ["j1"] and SlowZuora.calls == 1
+    assert first.cancelled()
+
+
+async def test_a_running_job_ends_the_long_pause_of_an_environment_with_only_scheduled_jobs(
+    zuora_client: ZuoraClient, web: AsyncWebClient, slack: SlackEmulator, zuora: ZuoraSimulator
+) -> None:
+    pauses: list[float] = []
+    never = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        if seconds >= 300:
+            await never.wait()  # minutes, as far as this test is concerned
+        else:
+            await asyncio.sleep(0.01)
+
+    cards = JobCards(
+        slack=SlackSurface(web),
+        view=EnvironmentView(zuora_client),
+        notify_channel=None,
+        aliases={},
+        poll_seconds=1,
+        sleep=sleep,
+    )
+    later = datetime.now(UTC) + timedelta(days=3)
+    scheduled = Job.model_validate(
+        zuora.add_job(ENV_QA, status="SCHEDULED", scheduled_refresh_time=later)
+    )
+    qa = EnvRef(ENV_QA, "qa")
+    await cards.present(JobActed(qa, scheduled, ALLOWED, "scheduled", "t-1"), Origin(CHANNEL))
+    await slack.wait_for(lambda: pauses == [300])
+    before = len(zuora_calls(zuora, "getAllJobsOfTestEnvironment"))
+    # Zuora holds one active job per environment; a job of another kind may still run beside it.
+    running = Job(id="qa-other-job", status="QUEUED", jobType="EXPORT")
+    await cards.present(
+        JobLooked(qa, running, "t-2"), Origin(CHANNEL, message_ts=await posted_card(web))
+    )
+    await slack.wait_for(lambda: len(zuora_calls(zuora, "getAllJobsOfTestEnvironment")) > before)
+    await cards.close()
+
+
+async def test_an_environment_gone_from_zuora_stops_its_jobs_being_followed(
+    zuora_client: ZuoraClient, web: AsyncWebClient, slack: SlackEmulator, zuora: ZuoraSimulator
+) -> None:
+    sleeps = Sleeps()
+    cards = job_cards(zuora_client, web, sleeps, poll_seconds=1)
+    zuora.inject("status", operation="getAllJobsOfTestEnvironment", status=404, count=None)
+    await cards.present(
+        JobActed(STAGING, await current(zuora), ALLOWED, "cancelled", "t-1"), Origin(CHANNEL)
+    )
+    await slack.wait_for(lambda: not cards.following)
+    assert sleeps.delays == [1]  # one listing, no backoff for something that will not come back
     await cards.close()

@@ -1108,3 +1108,16 @@ async def test_cli_serves_until_terminated() -> None:
             proc.terminate()
         returncode = await asyncio.wait_for(proc.wait(), timeout=10)
     assert returncode == 0
+
+
+def test_every_fault_kind_has_a_row_in_the_end_to_end_fault_matrix() -> None:
+    """A fault the simulator learns to inject is tried on the bot too (tests/test_e2e_faults.py)."""
+    from typing import get_args
+
+    from bot.sim.zuora import FaultKind
+    from tests.test_e2e_faults import ZUORA_FAULTS
+
+    covered = {fault for fault, *_ in ZUORA_FAULTS} | {
+        "latency"
+    }  # latency: test_e2e_cancel's timeout
+    assert covered == set(get_args(FaultKind))

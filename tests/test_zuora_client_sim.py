@@ -183,3 +183,18 @@ async def test_rate_limit_and_503_are_retried_for_a_get(
     job = await api.get_job(ENV_STAGING, JOB_CANCELLABLE)
     assert job.id == JOB_CANCELLABLE
     assert len([r for r in zuora.requests if r.operation == "getJobOfTestEnvironment"]) == 3
+
+
+async def test_a_401_renews_the_token_even_when_the_pool_is_full(zuora: ZuoraSimulator) -> None:
+    """The refused request's connection goes back to the pool before the token request needs one: with a
+    pool of one connection, the renewal and the second try still get through."""
+    limits = httpx.Limits(max_connections=1)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, pool=2.0), limits=limits) as http:
+        client, auth = make_client(zuora, http)
+        await client.list_test_environments()
+        zuora.inject("status", operation="getAllTestEnvironments", status=401, count=1)
+        observed: list[tuple[str, str]] = []
+        client._observer = lambda operation, outcome, seconds: observed.append((operation, outcome))
+        assert await client.list_test_environments()
+        assert auth.requests_made == 2
+        assert observed == [("getAllTestEnvironments", "401"), ("getAllTestEnvironments", "200")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.blocks import (
     ACTION_CANCEL_JOB,
@@ -13,10 +13,10 @@ from bot.blocks import (
     ACTION_REFRESH_ABORT,
     ACTION_REFRESH_CONFIRM,
 )
-from bot.job_cards import Origin
 from bot.listeners.context import ListenerContext
 from bot.operations import Click
 from bot.outcomes import Outcome
+from bot.slack_surface import Origin
 
 UseCase = Callable[[Click], Awaitable[Outcome]]
 
@@ -39,19 +39,20 @@ def _click(body: dict[str, Any]) -> Click:
 
 def register(app: AsyncApp, ctx: ListenerContext) -> None:
     def handler(name: str, use_case: UseCase) -> Callable[..., Awaitable[None]]:
-        async def on_click(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        async def on_click(ack: AsyncAck, body: dict[str, Any]) -> None:
             await ack()
             click = _click(body)
             channel_id, message_ts = _where(body)
+            user_id = str((body.get("user") or {}).get("id", "")) or None
             await ctx.reply(
                 name,
                 lambda: use_case(click),
-                respond=respond,
                 origin=Origin(
                     channel_id,
                     body.get("response_url"),
                     message_ts,
                     bool((body.get("container") or {}).get("is_ephemeral")),
+                    user_id,
                 ),
             )
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.commands import COMMAND, SUBCOMMANDS, normalise
-from bot.job_cards import Origin
 from bot.listeners.context import ListenerContext
+from bot.slack_surface import Origin
 
 
 def metric_name(text: str) -> str:
@@ -21,15 +21,14 @@ def metric_name(text: str) -> str:
 
 def register(app: AsyncApp, ctx: ListenerContext) -> None:
     @app.command(COMMAND)
-    async def sandbox_command(
-        ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond
-    ) -> None:
+    async def sandbox_command(ack: AsyncAck, command: dict[str, Any]) -> None:
         await ack()
         user_id = str(command.get("user_id", ""))
         text = str(command.get("text", ""))
         await ctx.reply(
             metric_name(text),
             lambda: ctx.operations.command(user_id, text),
-            respond=respond,
-            origin=Origin(command.get("channel_id"), command.get("response_url")),
+            origin=Origin(
+                command.get("channel_id"), command.get("response_url"), user_id=user_id or None
+            ),
         )

@@ -10,14 +10,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from slack_bolt.async_app import AsyncRespond
-
 from bot import blocks
-from bot.job_cards import JobCards, Origin
+from bot.job_cards import JobCards
 from bot.listeners.deliver import deliver
 from bot.metrics import Metrics
 from bot.operations import Operations
 from bot.outcomes import Outcome, metric_of
+from bot.slack_surface import Origin, SlackSurface
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +25,7 @@ log = logging.getLogger(__name__)
 class ListenerContext:
     operations: Operations
     cards: JobCards
+    slack: SlackSurface
     metrics: Metrics
     # The tasks delivering a reply right now, so that a shutdown can let them finish.
     in_flight: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -35,7 +35,6 @@ class ListenerContext:
         name: str,
         work: Callable[[], Awaitable[Outcome]],
         *,
-        respond: AsyncRespond,
         origin: Origin,
     ) -> None:
         """Run one use case after the ack and deliver its outcome. Nothing escapes: an unexpected error is
@@ -48,14 +47,13 @@ class ListenerContext:
         try:
             outcome = await work()
             metric = metric_of(outcome)
-            await deliver(outcome, respond=respond, origin=origin, cards=self.cards)
+            await deliver(outcome, origin=origin, slack=self.slack, cards=self.cards)
         except Exception:
             incident = uuid.uuid4().hex[:10]
             log.exception("handling failed", extra={"command": name, "incident": incident})
             try:
-                message = blocks.internal_error("complete that request", incident)
-                await respond(
-                    response_type="ephemeral", replace_original=False, **message.as_kwargs()
+                await self.slack.reply(
+                    origin, blocks.internal_error("complete that request", incident)
                 )
             except Exception:
                 log.exception(

@@ -5,9 +5,7 @@ from __future__ import annotations
 import logging
 from typing import assert_never
 
-from slack_bolt.async_app import AsyncRespond
-
-from bot.job_cards import JobCards, Origin
+from bot.job_cards import JobCards
 from bot.outcomes import (
     JobActed,
     JobLooked,
@@ -17,24 +15,23 @@ from bot.outcomes import (
     Told,
     ZuoraFailed,
 )
+from bot.slack_surface import Origin, SlackSurface
 
 log = logging.getLogger(__name__)
 
 
 async def deliver(
-    outcome: Outcome, *, respond: AsyncRespond, origin: Origin, cards: JobCards
+    outcome: Outcome, *, origin: Origin, slack: SlackSurface, cards: JobCards
 ) -> None:
     """Show the outcome to the user; job cards (and the records an action leaves) are `JobCards`'s."""
     match outcome:
         case Told(message=message, replace=True):
-            await respond(replace_original=True, **message.as_kwargs())
+            await slack.reply(origin, message, replace_original=True)
         case Told(message=message) | NeedsConfirmation(message=message) | Refused(message=message):
-            await respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
+            await slack.reply(origin, message)
         case ZuoraFailed(message=message, audit=audit, then=then):
             try:
-                await respond(
-                    response_type="ephemeral", replace_original=False, **message.as_kwargs()
-                )
+                await slack.reply(origin, message)
             finally:
                 if audit is not None:
                     await cards.record(audit)

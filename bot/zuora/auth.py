@@ -49,11 +49,12 @@ class BearerAuth(httpx.Auth):
     """httpx's auth flow for Zuora: the token source's bearer token on every request; on a 401, the token is
     renewed once and the request sent once more (a static token cannot be renewed: its 401 stands)."""
 
-    # The 401's body is read before the renewal, so its connection is back in the pool for the token request.
-    requires_response_body = True
-
-    def __init__(self, source: TokenSource) -> None:
+    def __init__(
+        self, source: TokenSource, on_refused: Callable[[httpx.Response], None] | None = None
+    ) -> None:
+        """`on_refused` is told of each 401 exchange (it is not the call's final answer: metrics, logs)."""
         self._source = source
+        self._on_refused = on_refused
 
     def sync_auth_flow(
         self, request: httpx.Request
@@ -68,6 +69,11 @@ class BearerAuth(httpx.Auth):
         response = yield request
         if response.status_code != 401:
             return
+        # Read (and so release) the 401 first: its connection goes back to the pool for the token request,
+        # which could otherwise wait behind a pool full of refused requests.
+        await response.aread()
+        if self._on_refused is not None:
+            self._on_refused(response)
         await self._source.invalidate(token)
         renewed = await self._source.get()
         if renewed == token:

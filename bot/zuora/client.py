@@ -67,7 +67,7 @@ class ZuoraClient:
         observer: CallObserver | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
-        self._auth = BearerAuth(auth)
+        self._auth = BearerAuth(auth, on_refused=self._refused)
         self._http = http
         self._entity_id = entity_id
         self._gzip_requests = gzip_requests
@@ -213,7 +213,12 @@ class ZuoraClient:
         started = time.perf_counter()
         try:
             response = await self._http.request(
-                method, self._base_url + path, headers=headers, content=content, auth=self._auth
+                method,
+                self._base_url + path,
+                headers=headers,
+                content=content,
+                auth=self._auth,
+                extensions={"zuora_operation": operation},
             )
         except httpx.TransportError as exc:
             error = transport_error(exc, operation=operation, track_id=track_id)
@@ -250,6 +255,21 @@ class ZuoraClient:
             },
         )
         return response
+
+    def _refused(self, response: httpx.Response) -> None:
+        """A 401 on the way to the call's answer (the token is renewed and the request sent once more)."""
+        operation = str(response.request.extensions.get("zuora_operation", "unknown"))
+        if self._observer is not None:
+            self._observer(operation, "401", response.elapsed.total_seconds())
+        log.info(
+            "zuora call",
+            extra={
+                "operation": operation,
+                "status": 401,
+                "track_id": response.request.headers.get(TRACK_ID_HEADER),
+                "request_id": response.headers.get(REQUEST_ID_HEADER),
+            },
+        )
 
     def _observe(self, operation: str, outcome: str, started: float) -> None:
         if self._observer is not None:
