@@ -49,6 +49,10 @@ RESPONSE_URL_POSTS = 4  # response_url takes 5 posts; the first one showed the c
 # the whole record, and the deliveries_given_up metric.
 DELIVERY_RETRY_PAUSES = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 180.0, 200.0)
 SCHEDULED_POLL_SECONDS = 300.0
+STARTED = frozenset({"started", "scheduled"})  # the verbs of the actions that ask for a job
+# At most this many jobs followed at once (Zuora holds one active job per environment: far more than a tenant
+# has); beyond it a card is shown but not kept current, and a WARNING says so.
+MAX_FOLLOWED = 1000
 TERMINAL_CATCH_UPS = 3
 
 
@@ -274,7 +278,8 @@ class JobCards:
                 outcome.env,
                 outcome.job,
                 note=note,
-                requested_by=requested_by,
+                # Whoever started or scheduled the job asked for it; someone who cancels it did not.
+                requested_by=requested_by if acted is None or acted.verb in STARTED else None,
                 track_id=outcome.track_id,
                 create=acted is not None,
             )
@@ -327,7 +332,8 @@ class JobCards:
             if card is not None and card.is_newer_than(job):
                 return card, False
             note = note or (card.note if card else None)
-            requested_by = requested_by or (card.requested_by if card else None)
+            # Who asked for the job stays who asked: a later action by someone else is told by the note.
+            requested_by = (card.requested_by if card else None) or requested_by
             if card is not None and card.shows(job, note):
                 return card, False
             was_terminal = card is not None and is_terminal(card.status)
@@ -408,6 +414,11 @@ class JobCards:
             return
         key = (env.id, job.id)
         followed = self._followed.get(key)
+        if followed is None and len(self._followed) >= MAX_FOLLOWED:
+            log.warning(
+                "too many jobs followed; this one is not kept current", extra={"job": job.id}
+            )
+            return
         if followed is None:
             now = self._clock()
             followed = _Followed(env, job.id, job, deadline=now + self._max_follow, since=now)

@@ -53,6 +53,9 @@ from bot.zuora.trackid import new_track_id
 log = logging.getLogger(__name__)
 
 CONFIRMATION_TTL = timedelta(minutes=10)
+MAX_CONFIRMED = (
+    10_000  # used confirmations remembered (20 minutes' worth at most); the oldest go first
+)
 _CONFIRM_BLOCK = re.compile(r"^refresh:([UW][A-Z0-9]{2,20}):([0-9]{9,11}):[0-9a-f]{8}$")
 
 C = TypeVar("C", bound=Parseable)
@@ -295,6 +298,8 @@ class Operations:
             return Told(blocks.confirmation_used(job_id), "duplicate")
         # Claimed before any await, so a second click arriving meanwhile is stopped above.
         self._confirmed[click.block_id] = (now, None)
+        while len(self._confirmed) > MAX_CONFIRMED:
+            del self._confirmed[next(iter(self._confirmed))]
         return None
 
     async def _refresh(self, click: Click, command: Refresh) -> Outcome:

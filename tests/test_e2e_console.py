@@ -447,3 +447,24 @@ async def test_one_notification_card_per_job_across_a_restart_without_the_watch(
 
     await slack.wait_for(lambda: any(f"<@{GROUP_MEMBER}>" in text_of(m) for m in thread()))
     assert any(f"<@{ALLOWED}>" in text_of(m) for m in thread())
+
+
+async def test_the_notification_card_keeps_who_asked_when_someone_else_cancels(
+    qa_bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
+) -> None:
+    """alice starts a refresh, bob cancels it: the card still says alice asked; its thread says who did what."""
+    confirmation = await ask_refresh(qa_bot, slack)
+    await confirmation.click()
+    card = await reply_to(slack, CHANNEL, ALLOWED, "Refresh job")
+    (value,) = action_values(card, "sandbox_cancel_job")
+    await slack.send_block_action(
+        qa_bot.events_url, GROUP_MEMBER, "sandbox_cancel_job", value, CHANNEL, card.ts
+    )
+    await until_handled(slack, qa_bot, "button_cancel")
+    (note,) = [m for m in slack.messages(NOTIFY) if not m.is_reply and "Refresh job" in text_of(m)]
+    shown = text_of(note)
+    assert f"*Requested in Slack by*\\n<@{ALLOWED}>" in shown
+    assert f"<@{GROUP_MEMBER}> cancelled this job" in shown
+    thread = [text_of(m) for m in slack.messages(NOTIFY) if m.thread_ts == note.ts and m.is_reply]
+    assert any(f"<@{ALLOWED}> started job" in t for t in thread)
+    assert any(f"<@{GROUP_MEMBER}> cancelled job" in t for t in thread)

@@ -3,6 +3,9 @@ refresh rules as Zuora states them, token expiry, and each fault kind mapped to 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -19,7 +22,7 @@ from bot.sim.zuora_seed import (
     JOB_CANCELLABLE,
     JOB_PAST_RESETTING,
 )
-from bot.zuora.auth import OAuthClientCredentials
+from bot.zuora.auth import OAuthClientCredentials, StaticToken
 from bot.zuora.client import ZuoraClient
 from bot.zuora.errors import (
     ZuoraConnectionError,
@@ -198,3 +201,50 @@ async def test_a_401_renews_the_token_even_when_the_pool_is_full(zuora: ZuoraSim
         assert await client.list_test_environments()
         assert auth.requests_made == 2
         assert observed == [("getAllTestEnvironments", "401"), ("getAllTestEnvironments", "200")]
+
+
+async def test_an_answer_that_trickles_in_ends_at_the_call_deadline() -> None:
+    """httpx's timeouts are per read: a server sending a byte every 0.2 s would hold the call for ever."""
+    from aiohttp import web
+
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        with contextlib.suppress(ConnectionError):
+            for _ in range(600):
+                await response.write(b" ")
+                await asyncio.sleep(0.2)
+        return response
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", trickle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(1.0)) as http:
+            client = ZuoraClient(
+                base_url=base,
+                auth=StaticToken(SecretStr("t")),
+                http=http,
+                retry=RetryPolicy(attempts=1),
+            )
+            started = time.monotonic()
+            with pytest.raises(ZuoraTimeoutError):
+                await client.list_test_environments()
+            assert time.monotonic() - started < 20  # the deadline (2 s here), not 600 trickles
+    finally:
+        await runner.cleanup()
+
+
+async def test_an_answer_far_too_large_is_not_read_whole(
+    zuora: ZuoraSimulator, client: tuple[ZuoraClient, OAuthClientCredentials]
+) -> None:
+    api, _auth = client
+    zuora.inject(
+        "garbage", operation="getAllTestEnvironments", body=b"[" + b"0," * 4_000_000 + b"0]"
+    )
+    with pytest.raises(ZuoraMalformedResponseError, match="far too large"):
+        await api.list_test_environments()

@@ -14,7 +14,13 @@ from pydantic import SecretStr
 
 from bot.zuora.errors import ZuoraAuthenticationError
 from bot.zuora.models import Token
-from bot.zuora.responses import parse_model, raise_for_response, transport_error
+from bot.zuora.responses import (
+    deadline_for,
+    exchange,
+    parse_model,
+    raise_for_response,
+    transport_error,
+)
 from bot.zuora.trackid import new_track_id
 
 log = logging.getLogger(__name__)
@@ -155,8 +161,14 @@ class OAuthClientCredentials:
         }
         self.requests_made += 1
         started = self._clock()
+        request = self._http.build_request("POST", self._url, data=form, headers=headers)
         try:
-            response = await self._http.post(self._url, data=form, headers=headers)
+            # Within one deadline: a token endpoint that trickles must not hold the token lock, and so
+            # every command, for longer.
+            response = await exchange(
+                self._http, request, deadline=deadline_for(self._http),
+                operation=OPERATION, track_id=track_id,
+            )  # fmt: skip
         except httpx.TransportError as exc:
             raise transport_error(exc, operation=OPERATION, track_id=track_id) from None
         if response.status_code in (400, 401):

@@ -16,7 +16,12 @@ import httpx
 from pydantic import BaseModel
 
 from bot.zuora.auth import BearerAuth, TokenSource
-from bot.zuora.errors import ZuoraConnectionError, ZuoraError, ZuoraMalformedResponseError
+from bot.zuora.errors import (
+    ZuoraConnectionError,
+    ZuoraError,
+    ZuoraMalformedResponseError,
+    ZuoraTimeoutError,
+)
 from bot.zuora.models import (
     Job,
     JobActionRequest,
@@ -28,6 +33,8 @@ from bot.zuora.models import (
 from bot.zuora.responses import (
     REQUEST_ID_HEADER,
     TRACK_ID_HEADER,
+    deadline_for,
+    exchange,
     parse_model,
     raise_for_response,
     transport_error,
@@ -72,6 +79,9 @@ class ZuoraClient:
         self._entity_id = entity_id
         self._gzip_requests = gzip_requests
         self._retry = retry or RetryPolicy()
+        # The whole of one exchange, however its parts are spread: the pool's read timeout, and a little more
+        # for connecting and sending.
+        self._deadline = deadline_for(http)
         self._sleep = sleep
         self._observer = observer
 
@@ -211,15 +221,30 @@ class ZuoraClient:
         if self._entity_id:
             headers["Zuora-Entity-Ids"] = self._entity_id
         started = time.perf_counter()
+        request = self._http.build_request(
+            method,
+            self._base_url + path,
+            headers=headers,
+            content=content,
+            extensions={"zuora_operation": operation},
+        )
         try:
-            response = await self._http.request(
-                method,
-                self._base_url + path,
-                headers=headers,
-                content=content,
-                auth=self._auth,
-                extensions={"zuora_operation": operation},
+            # One deadline for the whole exchange (connect, send, and a body that may trickle in byte by
+            # byte), and a cap on what is read: httpx's own timeouts are per read.
+            response = await exchange(
+                self._http, request, auth=self._auth, deadline=self._deadline,
+                operation=operation, track_id=track_id,
+            )  # fmt: skip
+        except ZuoraTimeoutError:
+            self._observe(operation, "timeout", started)
+            log.warning(
+                "zuora call over its deadline",
+                extra={"operation": operation, "track_id": track_id, "seconds": self._deadline},
             )
+            raise
+        except ZuoraMalformedResponseError:
+            self._observe(operation, "malformed", started)
+            raise
         except httpx.TransportError as exc:
             error = transport_error(exc, operation=operation, track_id=track_id)
             self._observe(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
+import math
 import time
 from typing import TypeVar
 
@@ -28,6 +30,59 @@ TRACK_ID_HEADER = "Zuora-Track-Id"
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
 
+MAX_RESPONSE_BYTES = 5 * 1024 * 1024
+
+
+def deadline_for(http: httpx.AsyncClient) -> float:
+    """The whole of one exchange, however its parts are spread: the client's read timeout, and as much again
+    (at most 5 s) for connecting and sending."""
+    read = http.timeout.read if http.timeout.read is not None else 30.0
+    return read + min(read, 5.0)
+
+
+async def exchange(
+    http: httpx.AsyncClient,
+    request: httpx.Request,
+    *,
+    deadline: float,
+    operation: str,
+    track_id: str,
+    auth: httpx.Auth | None = None,
+) -> httpx.Response:
+    """Send `request` and read its answer within one `deadline` (connect, send, and a body that may trickle in
+    byte by byte: httpx's own timeouts are per read), reading at most `MAX_RESPONSE_BYTES` of it (decoded):
+    Zuora's answers to these operations are a few kilobytes. Raises `ZuoraTimeoutError` past the deadline,
+    `ZuoraMalformedResponseError` past the cap, and httpx's errors as they come."""
+    try:
+        async with asyncio.timeout(deadline):
+            response = await http.send(request, auth=auth or httpx.USE_CLIENT_DEFAULT, stream=True)
+            try:
+                declared = response.headers.get("Content-Length", "")
+                if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+                    raise _too_large(operation, track_id)
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > MAX_RESPONSE_BYTES:
+                        raise _too_large(operation, track_id)
+            finally:
+                await response.aclose()
+    except TimeoutError:
+        raise ZuoraTimeoutError(
+            f"Zuora did not answer within {deadline:g} s", operation=operation, track_id=track_id
+        ) from None
+    headers = [(k, v) for k, v in response.headers.raw if k.lower() != b"content-encoding"]
+    return httpx.Response(
+        response.status_code, headers=headers, content=bytes(body), request=request
+    )
+
+
+def _too_large(operation: str, track_id: str) -> ZuoraMalformedResponseError:
+    return ZuoraMalformedResponseError(
+        "Zuora's answer was far too large", operation=operation, track_id=track_id
+    )
+
+
 def transport_error(
     exc: httpx.TransportError, *, operation: str, track_id: str
 ) -> ZuoraUnavailableError:
@@ -47,16 +102,28 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     """Seconds to wait from a `Retry-After` header: delta-seconds or an HTTP date; None if absent or unreadable."""
     if not value:
         return None
-    value = value.strip()
+    value = value.strip()[:64]
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return _bounded(seconds)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    return _bounded(when.timestamp() - (time.time() if now is None else now))
+
+
+MAX_RETRY_AFTER = 86_400.0
+
+
+def _bounded(seconds: float) -> float | None:
+    """A wait we can quote and compute with: 0 to a day; NaN is no answer."""
+    if math.isnan(seconds):
+        return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
 
 
 def raise_for_response(response: httpx.Response, *, operation: str, track_id: str) -> None:

@@ -1,0 +1,81 @@
+"""No token, secret, response_url or WebSocket ticket in any log line at any level: the bot's own logging
+(`bot.logs.configure`) at DEBUG, end to end, in HTTP and in Socket Mode, where Bolt and slack_sdk log whole
+requests, envelopes and the WebSocket URL."""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from bot import logs
+from bot.runtime import secrets_of
+from bot.sim.slack import SlackEmulator
+from bot.sim.zuora import ZuoraSimulator
+from bot.sim.zuora_seed import JOB_CANCELLABLE
+from tests.conftest import ALLOWED, APP_TOKEN, CHANNEL, SECRETS, StartBot
+from tests.e2e import reply_to, until_handled
+from tests.test_logs import CONFIGURED_LOGGERS
+
+
+@pytest.fixture
+def output() -> Iterator[io.StringIO]:
+    """What the bot's log handler writes, at DEBUG; the logging set-up is put back afterwards."""
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    levels = {name: logging.getLogger(name).level for name in CONFIGURED_LOGGERS}
+    stream = io.StringIO()
+    yield stream
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+def leaks(text: str, slack: SlackEmulator, zuora: ZuoraSimulator) -> list[str]:
+    found = [secret for secret in SECRETS if secret in text]
+    issued = [
+        r.headers["Authorization"].removeprefix("Bearer ")
+        for r in zuora.requests
+        if r.headers.get("Authorization", "").startswith("Bearer ")
+    ]
+    found += [token for token in issued if token in text]
+    # The secret part of every response_url handed out, and every WebSocket ticket.
+    found += re.findall(r"(?:commands|actions)\\?/T[A-Z0-9]+\\?/\d{6,}\\?/[0-9a-f]{8,}", text)
+    found += [m for m in re.findall(r"ticket=([^&\s\"'\\]+)", text) if m != "***"]
+    return found
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+async def test_http_mode_at_debug_logs_no_secret(
+    start_bot: StartBot, slack: SlackEmulator, zuora: ZuoraSimulator, output: io.StringIO, fmt: str
+) -> None:
+    bot = await start_bot()
+    logs.configure("DEBUG", fmt, secrets_of(bot.settings), stream=output)
+    await slack.send_command(bot.events_url, f"cancel staging {JOB_CANCELLABLE}", ALLOWED, CHANNEL)
+    await reply_to(slack, CHANNEL, ALLOWED, "CANCELLING")
+    await until_handled(slack, bot, "cancel")
+    await slack.send_command(bot.events_url, "cancel", ALLOWED, CHANNEL, sign_mode="bad_signature")
+    text = output.getvalue()
+    assert "performActionOfJob" in text and "slack_bolt" in text  # DEBUG lines of both were written
+    assert leaks(text, slack, zuora) == []
+
+
+async def test_socket_mode_at_debug_logs_no_secret(
+    start_bot: StartBot, slack: SlackEmulator, zuora: ZuoraSimulator, output: io.StringIO
+) -> None:
+    logs.configure("DEBUG", "text", [APP_TOKEN, *SECRETS], stream=output)
+    bot = await start_bot(slack_app_token=APP_TOKEN, slack_signing_secret=None)
+    await slack.wait_for_socket()
+    await slack.socket_send_command(f"cancel staging {JOB_CANCELLABLE}", ALLOWED, CHANNEL)
+    await reply_to(slack, CHANNEL, ALLOWED, "CANCELLING")
+    await until_handled(slack, bot, "cancel")
+    text = output.getvalue()
+    assert "ticket=***" in text  # the WebSocket URL was logged, its ticket scrubbed
+    assert "response_url" in text  # so were envelopes with their response_url
+    assert leaks(text, slack, zuora) == []
