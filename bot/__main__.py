@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -41,28 +42,47 @@ def _print_problems(error: ConfigError) -> None:
     print("See .env.example; `sandbox-bot demo` runs without any configuration.", file=sys.stderr)
 
 
+def _warn(warnings: Sequence[str]) -> None:
+    sys.stdout.flush()  # keep the listing and the warnings in order when both go to one pipe
+    for warning in warnings:
+        print(f"  warning: {warning}", file=sys.stderr)
+
+
 def _check(online: bool) -> int:
+    """Print what was found, then the verdict: "configuration is valid." only once every check has passed
+    (with --online, the online checks too); otherwise every problem and exit 2. Warnings do not fail it."""
     try:
         settings = load_settings()
     except ConfigError as error:
         _print_problems(error)
         return 2
-    print("sandbox-bot: configuration is valid.")
+    print("sandbox-bot: configuration found (secrets masked):")
     print(f"  mode: {'Socket Mode' if settings.socket_mode else f'HTTP on port {settings.port}'}")
     width = max(len(name) for name, _ in settings.describe())
     for name, shown in settings.describe():
         print(f"  {name.ljust(width)}  {shown}")
     if not (settings.sandbox_allowed_users or settings.sandbox_allowed_usergroups):
         print("  note: no allowlist is set, so every Zuora-touching command is denied.")
+    warnings = settings.config_warnings()
+    _warn(warnings)
     if online:
         from bot.online_check import check_online
 
         problems = asyncio.run(check_online(settings))
-        for problem in problems:
-            print(f"  - {problem}", file=sys.stderr)
         if problems:
+            sys.stdout.flush()
+            print(
+                "sandbox-bot: the configuration is well-formed, but the online checks failed:",
+                file=sys.stderr,
+            )
+            for problem in problems:
+                print(f"  - {problem}", file=sys.stderr)
             return 2
         print("  online: Slack auth.test and a Zuora token request both succeeded.")
+    verdict = "configuration is valid"
+    if warnings:
+        verdict += f" ({len(warnings)} warning{'' if len(warnings) == 1 else 's'} above)"
+    print(f"sandbox-bot: {verdict}.")
     return 0
 
 
@@ -80,6 +100,8 @@ def _start(settings: Settings) -> None:
     from bot.runtime import Runtime, secrets_of
 
     logs.configure(settings.log_level, settings.log_format, secrets_of(settings))
+    for warning in settings.config_warnings():
+        logging.getLogger("bot").warning(warning)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(Runtime(settings).run_forever())
 

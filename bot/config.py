@@ -6,6 +6,7 @@ the wrong variable is not printed either.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
@@ -28,6 +29,28 @@ USERGROUP_ID = re.compile(r"^S[A-Z0-9]{2,20}$")
 CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,20}$")
 ALIAS = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+# A host name to bind (RFC 1123): dot-separated labels of letters, digits and inner dashes, at most 253 in all.
+HOSTNAME = re.compile(
+    r"^(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
+)
+DEFAULT_HOST = "0.0.0.0"  # noqa: S104 (a server's default: every interface, as in a container)
+
+# Zuora's REST hosts (reference: Zuora's "API endpoints"). Test-environment operations exist only on the
+# production tenant's host; the API Sandbox has none, and a Central or Developer Sandbox is the environment
+# being refreshed, not the one that refreshes it.
+ZUORA_PRODUCTION_HOSTS = (
+    "rest.zuora.com",
+    "rest.na.zuora.com",
+    "rest.eu.zuora.com",
+    "rest.ap.zuora.com",
+)
+ZUORA_API_SANDBOX_HOSTS = (
+    "rest.apisandbox.zuora.com",
+    "rest.sandbox.na.zuora.com",
+    "rest.sandbox.eu.zuora.com",
+)
+ZUORA_TEST_HOSTS = ("rest.test.zuora.com", "rest.test.eu.zuora.com", "rest.test.ap.zuora.com")
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
 
@@ -49,6 +72,45 @@ def _check_url(value: str, example: str) -> str:
     return value
 
 
+def _is_loopback(host: str) -> bool:
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def zuora_host_warning(base_url: str) -> str | None:
+    """A warning (not an error) when `base_url` is not a known Zuora production REST host, or None.
+
+    Loopback URLs (the simulator of the demo and the tests) get none. The text names only hosts from the
+    lists above, never what was configured."""
+    host = (urlsplit(base_url).hostname or "").lower().rstrip(".")
+    if host in ZUORA_PRODUCTION_HOSTS or _is_loopback(host):
+        return None
+    known = ", ".join(f"https://{name}" for name in ZUORA_PRODUCTION_HOSTS)
+    labels = host.split(".")
+    if host in ZUORA_API_SANDBOX_HOSTS or (
+        host.endswith(".zuora.com") and ("apisandbox" in labels or "sandbox" in labels)
+    ):
+        return (
+            f"ZUORA_BASE_URL: {host if host in ZUORA_API_SANDBOX_HOSTS else 'this host'} is a Zuora API "
+            "Sandbox host, which has no test-environment operations: every command would fail. Use your "
+            f"production tenant's REST host, one of {known}."
+        )
+    if host in ZUORA_TEST_HOSTS or (host.endswith(".zuora.com") and "test" in labels):
+        return (
+            f"ZUORA_BASE_URL: {host if host in ZUORA_TEST_HOSTS else 'this host'} is a Central or Developer "
+            "Sandbox host; test-environment operations live on the production tenant's host, one of "
+            f"{known}."
+        )
+    return (
+        "ZUORA_BASE_URL: not a known Zuora production REST host; test-environment operations live on the "
+        f"production tenant's host, one of {known}. Ignore this only for a proxy in front of one of them."
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env",
@@ -63,6 +125,7 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
     port: int = Field(default=3000, ge=0, le=65535)
+    host: str = DEFAULT_HOST
 
     zuora_base_url: str
     zuora_client_id: SecretStr
@@ -129,10 +192,40 @@ class Settings(BaseSettings):
         value = _check_url(value.strip(), "https://slack.com/api/")
         return value if value.endswith("/") else value + "/"
 
+    @field_validator("host", mode="before")
+    @classmethod
+    def _host(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if not text:
+            return DEFAULT_HOST  # blank in .env means not set
+        try:
+            ipaddress.ip_address(text)
+        except ValueError:
+            if re.fullmatch(r"[0-9.]+", text) or not HOSTNAME.fullmatch(text):
+                raise ValueError(
+                    "must be an IP address to bind (0.0.0.0 for every interface, 127.0.0.1 for this "
+                    "machine only, :: for every IPv6 interface) or a host name"
+                ) from None
+        return text
+
     @field_validator("zuora_base_url")
     @classmethod
     def _zuora_url(cls, value: str) -> str:
-        return _check_url(value.strip(), "https://rest.zuora.com").rstrip("/")
+        value = _check_url(value.strip(), "https://rest.zuora.com")
+        parts = urlsplit(value)
+        if (
+            parts.path not in ("", "/")
+            or parts.query
+            or parts.fragment
+            or value.endswith(("?", "#"))
+        ):
+            raise ValueError(
+                "must be the host only, without a path, query or fragment: e.g. https://rest.zuora.com, "
+                "not https://rest.zuora.com/v1 (the bot adds each operation's path itself)"
+            )
+        return value.rstrip("/")
 
     @field_validator("zuora_entity_id", "sandbox_notify_channel")
     @classmethod
@@ -233,6 +326,12 @@ class Settings(BaseSettings):
     @property
     def aliases(self) -> Mapping[str, str]:
         return self.sandbox_environments
+
+    def config_warnings(self) -> list[str]:
+        """What is valid but probably wrong, one line each naming the variable: `check` prints these and the
+        bot logs them at start; neither stops."""
+        warning = zuora_host_warning(self.zuora_base_url)
+        return [warning] if warning else []
 
     def describe(self) -> list[tuple[str, str]]:
         """(VARIABLE, shown value) for `sandbox-bot check`: secrets masked."""

@@ -138,6 +138,7 @@ class Demo:
             "slack_app_token": None,
             "slack_api_url": self.slack.api_url,
             "port": 0,
+            "host": HOST,
             "zuora_base_url": self.zuora.base_url,
             "zuora_client_id": self._zuora_client_id,
             "zuora_client_secret": self._zuora_client_secret,

@@ -31,4 +31,8 @@ async def check_online(settings: Settings) -> list[str]:
             problems.append(
                 f"ZUORA_CLIENT_ID/ZUORA_CLIENT_SECRET/ZUORA_BASE_URL: token request failed: {error}"
             )
+        except Exception as error:  # whatever else went wrong: a problem line, never a traceback
+            problems.append(
+                f"ZUORA_BASE_URL: the token request could not be made ({type(error).__name__})"
+            )
     return problems

@@ -195,11 +195,11 @@ class Runtime:
         self,
         settings: Settings,
         *,
-        host: str = "0.0.0.0",  # noqa: S104 (a server's default)
+        host: str | None = None,  # None: settings.host (HOST)
         now: Now = lambda: datetime.now(UTC),
     ) -> None:
         self.settings = settings
-        self.host = host
+        self.host = settings.host if host is None else host
         self.components = build(settings, now=now)
         self._socket: AsyncSocketModeHandler | None = None
 

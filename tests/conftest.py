@@ -45,6 +45,7 @@ def _no_outside_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(("SLACK_", "ZUORA_", "SANDBOX_")) or name in (
             "PORT",
+            "HOST",
             "LOG_LEVEL",
             "LOG_FORMAT",
         ):

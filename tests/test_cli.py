@@ -4,12 +4,17 @@ problem; `--online` against the Zuora simulator and the Slack emulator over loop
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from bot.__main__ import main
+from bot.config import DEFAULT_HOST, ZUORA_PRODUCTION_HOSTS, Settings, load_settings
+from bot.runtime import Runtime
 from bot.sim.slack import SlackEmulator
 from bot.sim.zuora import ZuoraSimulator
 from tests.conftest import (
@@ -19,6 +24,7 @@ from tests.conftest import (
     SIGNING_SECRET,
     ZUORA_CLIENT_ID,
     ZUORA_CLIENT_SECRET,
+    bot_settings,
 )
 from tests.e2e import free_port
 
@@ -34,6 +40,7 @@ VARIABLES = (
     "SLACK_APP_TOKEN",
     "SLACK_API_URL",
     "PORT",
+    "HOST",
     "ZUORA_BASE_URL",
     "ZUORA_CLIENT_ID",
     "ZUORA_CLIENT_SECRET",
@@ -55,6 +62,7 @@ VARIABLES = (
 @pytest.fixture(autouse=True)
 def _empty_workdir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HOST", raising=False)
 
 
 def configure_env(
@@ -87,6 +95,17 @@ def assert_no_secret(*outputs: str) -> None:
             assert secret not in output
 
 
+VALID = "sandbox-bot: configuration is valid."
+
+
+def problem_lines(err: str) -> list[str]:
+    return [line.removeprefix("  - ") for line in err.splitlines() if line.startswith("  - ")]
+
+
+def assert_not_called_valid(out: str, err: str) -> None:
+    assert "configuration is valid" not in out + err
+
+
 # -- offline --------------------------------------------------------------------------------------------------
 
 
@@ -96,7 +115,7 @@ def test_check_prints_the_configuration_masked_and_exits_0(
     configure_env(monkeypatch, SLACK_APP_TOKEN=APP_TOKEN)
     assert main(["check"]) == 0
     out, err = capsys.readouterr()
-    assert "configuration is valid" in out
+    assert out.splitlines()[-1] == VALID  # the verdict comes last, once everything was checked
     assert "mode: Socket Mode" in out
     for variable in VARIABLES:
         assert variable in out
@@ -142,6 +161,7 @@ def test_check_prints_every_problem_and_exits_2(
     assert main(["check"]) == 2
     out, err = capsys.readouterr()
     assert out == ""
+    assert_not_called_valid(out, err)
     problems = [line.strip() for line in err.splitlines() if line.startswith("  - ")]
     assert [p.removeprefix("- ").split(":", 1)[0] for p in problems] == [
         "ZUORA_BASE_URL",
@@ -150,6 +170,91 @@ def test_check_prints_every_problem_and_exits_2(
         "LOG_LEVEL",
     ]
     assert_no_secret(out, err)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://rest.zuora.com/v1",
+        "https://rest.eu.zuora.com/v1/",
+        "https://rest.zuora.com/?entity=1",
+        "https://rest.zuora.com#x",
+    ],
+)
+def test_check_refuses_a_zuora_base_url_with_a_path_query_or_fragment(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], url: str
+) -> None:
+    configure_env(monkeypatch, zuora_url=url)
+    assert main(["check"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    [problem] = problem_lines(err)
+    assert problem.startswith("ZUORA_BASE_URL: must be the host only")
+    assert "e.g. https://rest.zuora.com," in problem
+    assert_not_called_valid(out, err)
+
+
+def test_check_shows_the_bind_host(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_env(monkeypatch, HOST="127.0.0.1")
+    assert main(["check"]) == 0
+    out, _ = capsys.readouterr()
+    [row] = [line.split() for line in out.splitlines() if line.split()[:1] == ["HOST"]]
+    assert row == ["HOST", "127.0.0.1"]
+
+
+def test_check_refuses_a_bad_host(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_env(monkeypatch, HOST="0.0.0.0:3000")
+    assert main(["check"]) == 2
+    out, err = capsys.readouterr()
+    [problem] = problem_lines(err)
+    assert problem.startswith("HOST: must be an IP address")
+    assert_not_called_valid(out, err)
+
+
+@pytest.mark.parametrize(
+    ("host", "says"),
+    [
+        (
+            "rest.apisandbox.zuora.com",
+            "is a Zuora API Sandbox host, which has no test-environment operations",
+        ),
+        (
+            "rest.sandbox.eu.zuora.com",
+            "is a Zuora API Sandbox host, which has no test-environment operations",
+        ),
+        ("rest.test.zuora.com", "is a Central or Developer Sandbox host"),
+        ("zuora.corp.example", "not a known Zuora production REST host"),
+    ],
+)
+def test_check_warns_about_a_host_that_is_not_a_zuora_production_host(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], host: str, says: str
+) -> None:
+    """A warning, not an error: exit 0, and the verdict says there is one."""
+    configure_env(monkeypatch, zuora_url=f"https://{host}")
+    assert main(["check"]) == 0
+    out, err = capsys.readouterr()
+    [warning] = [line for line in err.splitlines() if line.strip()]
+    assert warning.startswith("  warning: ZUORA_BASE_URL: ")
+    assert says in warning
+    for known in ZUORA_PRODUCTION_HOSTS:
+        assert f"https://{known}" in warning
+    assert out.splitlines()[-1] == "sandbox-bot: configuration is valid (1 warning above)."
+    assert_no_secret(out, err)
+
+
+@pytest.mark.parametrize("host", ZUORA_PRODUCTION_HOSTS)
+def test_check_does_not_warn_about_production_hosts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], host: str
+) -> None:
+    configure_env(monkeypatch, zuora_url=f"https://{host}/")
+    assert main(["check"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert out.splitlines()[-1] == VALID
 
 
 def test_check_makes_no_network_call_without_online(
@@ -173,8 +278,12 @@ async def test_online_check_passes_with_good_credentials(
     configure_env(monkeypatch, zuora_url=zuora.base_url, slack_url=slack.api_url)
     assert await asyncio.to_thread(main, ["check", "--online"]) == 0
     out, err = capsys.readouterr()
-    assert "online: Slack auth.test and a Zuora token request both succeeded" in out
-    assert err == ""
+    lines = out.splitlines()
+    assert lines[-2:] == [
+        "  online: Slack auth.test and a Zuora token request both succeeded.",
+        VALID,
+    ]
+    assert err == ""  # a loopback simulator gets no warning
     assert zuora.token_requests == 1
     assert len(slack.calls_to("auth.test")) == 1
     assert_no_secret(out, err)
@@ -198,6 +307,8 @@ async def test_online_check_fails_with_a_wrong_zuora_secret(
     assert "ZUORA_CLIENT_SECRET" in problem
     assert "token request failed" in problem
     assert "online:" not in out
+    assert_not_called_valid(out, err)
+    assert "the online checks failed" in err
     assert zuora.token_requests == 1
     assert_no_secret(out, err)
 
@@ -219,6 +330,7 @@ async def test_online_check_fails_with_a_wrong_slack_token(
     [problem] = [line for line in err.splitlines() if line.startswith("  - ")]
     assert problem == "  - SLACK_BOT_TOKEN: Slack auth.test failed (invalid_auth)"
     assert "online:" not in out
+    assert_not_called_valid(out, err)
     assert_no_secret(out, err)
 
 
@@ -234,7 +346,38 @@ async def test_online_check_reports_unreachable_services(
         "SLACK_API_URL",
         "ZUORA_CLIENT_ID/ZUORA_CLIENT_SECRET/ZUORA_BASE_URL",
     ]
+    assert_not_called_valid(out, err)
     assert_no_secret(out, err)
+
+
+# -- HOST: where the bot listens ------------------------------------------------------------------------------
+
+
+async def answers(url: str) -> bool:
+    """Whether an HTTP server answers at `url` (any status), or the connection is refused."""
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as http,
+            http.get(url),
+        ):
+            return True
+    except aiohttp.ClientConnectionError:
+        return False
+
+
+@pytest.mark.parametrize(("host", "on_other_loopback"), [("127.0.0.1", False), (None, True)])
+async def test_the_bot_binds_host(
+    zuora: ZuoraSimulator, slack: SlackEmulator, host: str | None, on_other_loopback: bool
+) -> None:
+    """HOST=127.0.0.1 listens on that address only (127.0.0.2 is refused); the default, 0.0.0.0, listens on
+    every interface."""
+    overrides = {} if host is None else {"host": host}
+    settings = load_settings(env_file=None, **bot_settings(zuora, slack, **overrides))
+    runtime = Runtime(settings)  # no host given: HOST decides
+    assert runtime.host == (host or DEFAULT_HOST)
+    async with runtime:
+        assert await answers(f"http://127.0.0.1:{runtime.port}/healthz")
+        assert await answers(f"http://127.0.0.2:{runtime.port}/healthz") is on_other_loopback
 
 
 def test_bare_run_without_settings_and_without_a_terminal_fails_fast(tmp_path: Path) -> None:
@@ -258,3 +401,40 @@ def test_bare_run_without_settings_and_without_a_terminal_fails_fast(tmp_path: P
     assert result.returncode == 2
     assert "ZUORA_BASE_URL: required" in result.stderr
     assert "sandbox-bot demo" in result.stderr
+
+
+@pytest.fixture
+def _restore_logging() -> Iterator[None]:
+    """`sandbox-bot` configures the root logger; put it back as it was."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.mark.usefixtures("_restore_logging")
+def test_the_bot_logs_the_warnings_at_start_and_runs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A warning does not stop the bot: it is logged once, naming the variable, and the bot starts."""
+    started: list[Settings] = []
+
+    class StartsAndStops:
+        def __init__(self, settings: Settings) -> None:
+            started.append(settings)
+
+        async def run_forever(self) -> None:
+            return None
+
+    monkeypatch.setattr("bot.runtime.Runtime", StartsAndStops)
+    configure_env(monkeypatch, zuora_url="https://rest.apisandbox.zuora.com")
+    assert main(["run"]) == 0
+    assert [s.zuora_base_url for s in started] == ["https://rest.apisandbox.zuora.com"]
+    _, err = capsys.readouterr()
+    [line] = [line for line in err.splitlines() if "ZUORA_BASE_URL" in line]
+    assert (
+        " WARNING bot: ZUORA_BASE_URL: rest.apisandbox.zuora.com is a Zuora API Sandbox host"
+        in line
+    )
+    assert_no_secret(err)

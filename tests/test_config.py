@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import (
+    ZUORA_API_SANDBOX_HOSTS,
+    ZUORA_PRODUCTION_HOSTS,
+    ZUORA_TEST_HOSTS,
+    ConfigError,
+    Settings,
+    load_settings,
+    zuora_host_warning,
+)
 
 ENV_A = "c0ffee00000000000000000000000001"
 ENV_B = "c0ffee00000000000000000000000002"
@@ -17,6 +25,7 @@ SIGNING_SECRET = "9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 CLIENT_ID = "0123abcd-0000-4000-8000-00000000c11d"
 CLIENT_SECRET = "Zk3s9Qm2Lx7PqWv4=="
 SECRETS = (BOT_TOKEN, APP_TOKEN, SIGNING_SECRET, CLIENT_ID, CLIENT_SECRET)
+EVERY_INTERFACE = "0.0.0.0"  # noqa: S104 (HOST's default)
 
 # The smallest valid HTTP-mode environment.
 MINIMAL = {
@@ -30,8 +39,9 @@ MINIMAL = {
 
 @pytest.fixture(autouse=True)
 def _empty_workdir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Run in an empty directory so that no stray `.env` is read."""
+    """Run in an empty directory so that no stray `.env` is read, and without a HOST from the shell."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HOST", raising=False)
 
 
 def setenv(monkeypatch: pytest.MonkeyPatch, values: dict[str, str]) -> None:
@@ -59,6 +69,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     setenv(monkeypatch, MINIMAL)
     settings = load_settings(env_file=None)
     assert settings.port == 3000
+    assert settings.host == "0.0.0.0"  # noqa: S104 (every interface, as in a container)
     assert settings.zuora_timeout_seconds == 30
     assert settings.sandbox_poll_seconds == 20
     assert settings.sandbox_watch_seconds == 60
@@ -83,6 +94,7 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
             "SLACK_APP_TOKEN": APP_TOKEN,
             "SLACK_API_URL": "http://127.0.0.1:8123/api",
             "PORT": "8080",
+            "HOST": "127.0.0.1",
             "ZUORA_BASE_URL": "https://rest.eu.zuora.com/",
             "ZUORA_ENTITY_ID": "8a80-entity-1",
             "ZUORA_TIMEOUT_SECONDS": "12.5",
@@ -107,6 +119,7 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         s.slack_api_url == "http://127.0.0.1:8123/api/"
     )  # trailing slash added for the Web API client
     assert s.port == 8080
+    assert s.host == "127.0.0.1"
     assert s.zuora_base_url == "https://rest.eu.zuora.com"  # trailing slash dropped
     assert s.zuora_client_id.get_secret_value() == CLIENT_ID
     assert s.zuora_client_secret.get_secret_value() == CLIENT_SECRET
@@ -211,6 +224,97 @@ def test_http_is_allowed_for_loopback_only(monkeypatch: pytest.MonkeyPatch, url:
     assert settings.slack_api_url == url.rstrip("/") + "/"
 
 
+@pytest.mark.parametrize(
+    "host",
+    [
+        EVERY_INTERFACE,
+        "127.0.0.1",
+        "10.1.2.3",
+        "::",
+        "::1",
+        "fe80::1%eth0",
+        "localhost",
+        "bot.internal.example",
+    ],
+)
+def test_host_may_be_an_ip_address_or_a_host_name(
+    monkeypatch: pytest.MonkeyPatch, host: str
+) -> None:
+    setenv(monkeypatch, {**MINIMAL, "HOST": f" {host} "})
+    assert load_settings(env_file=None).host == host
+
+
+def test_blank_host_means_every_interface(monkeypatch: pytest.MonkeyPatch) -> None:
+    setenv(monkeypatch, {**MINIMAL, "HOST": "  "})
+    assert load_settings(env_file=None).host == EVERY_INTERFACE
+
+
+def test_host_problem_says_what_is_expected(monkeypatch: pytest.MonkeyPatch) -> None:
+    [problem] = problems_for(monkeypatch, HOST="0.0.0.0:3000")
+    assert problem.startswith("HOST: must be an IP address")
+    assert EVERY_INTERFACE in problem and "host name" in problem
+    assert "3000" not in problem  # the value is not echoed
+
+
+def test_zuora_base_url_with_a_path_is_refused_with_a_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    [problem] = problems_for(monkeypatch, ZUORA_BASE_URL="https://rest.eu.zuora.com/v1")
+    assert variable_of(problem) == "ZUORA_BASE_URL"
+    assert "host only" in problem
+    assert "e.g. https://rest.zuora.com," in problem
+
+
+@pytest.mark.parametrize("host", ZUORA_PRODUCTION_HOSTS)
+def test_production_hosts_get_no_warning(monkeypatch: pytest.MonkeyPatch, host: str) -> None:
+    setenv(monkeypatch, {**MINIMAL, "ZUORA_BASE_URL": f"https://{host.upper()}/"})
+    assert load_settings(env_file=None).config_warnings() == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:8090", "http://localhost:9000", "http://[::1]:8443", "https://127.0.0.2"],
+)
+def test_loopback_urls_get_no_warning(url: str) -> None:
+    """The simulator of the demo and of the tests."""
+    assert zuora_host_warning(url) is None
+
+
+def known_hosts_named(warning: str) -> bool:
+    return all(f"https://{host}" in warning for host in ZUORA_PRODUCTION_HOSTS)
+
+
+@pytest.mark.parametrize("host", ZUORA_API_SANDBOX_HOSTS)
+def test_api_sandbox_host_warns_that_it_has_no_test_environment_operations(
+    monkeypatch: pytest.MonkeyPatch, host: str
+) -> None:
+    setenv(monkeypatch, {**MINIMAL, "ZUORA_BASE_URL": f"https://{host}"})
+    [warning] = load_settings(env_file=None).config_warnings()
+    assert warning.startswith(f"ZUORA_BASE_URL: {host} is a Zuora API Sandbox host")
+    assert "no test-environment operations" in warning
+    assert known_hosts_named(warning)
+
+
+@pytest.mark.parametrize("host", ZUORA_TEST_HOSTS)
+def test_central_sandbox_host_warns_to_use_production(host: str) -> None:
+    warning = zuora_host_warning(f"https://{host}")
+    assert warning is not None
+    assert warning.startswith(f"ZUORA_BASE_URL: {host} is a Central or Developer Sandbox host")
+    assert known_hosts_named(warning)
+
+
+def test_unknown_host_warns_naming_the_known_ones_and_not_itself() -> None:
+    warning = zuora_host_warning("https://zuora-proxy.corp.example")
+    assert warning is not None
+    assert warning.startswith("ZUORA_BASE_URL: not a known Zuora production REST host")
+    assert known_hosts_named(warning)
+    assert "corp.example" not in warning
+
+
+def test_an_unlisted_zuora_sandbox_host_is_recognised_without_being_echoed() -> None:
+    warning = zuora_host_warning("https://rest.sandbox.ap.zuora.com")
+    assert warning is not None
+    assert warning.startswith("ZUORA_BASE_URL: this host is a Zuora API Sandbox host")
+
+
 def test_overrides_take_the_place_of_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     setenv(monkeypatch, {**MINIMAL, "PORT": "4000"})
     assert load_settings(env_file=None, port=0).port == 0
@@ -308,6 +412,21 @@ def test_empty_environment_names_every_required_variable(monkeypatch: pytest.Mon
         ("SLACK_API_URL", "http://slack.com/api/"),
         ("PORT", "http"),
         ("PORT", "70000"),
+        ("HOST", "0.0.0.0:3000"),
+        ("HOST", "http://0.0.0.0"),
+        ("HOST", "999.1.1.1"),
+        ("HOST", "[::1]"),
+        ("HOST", "two words"),
+        ("HOST", "-leading-dash.example"),
+        ("HOST", "under_score.example"),
+        ("HOST", "a" * 64 + ".example"),
+        ("ZUORA_BASE_URL", "https://rest.zuora.com/v1"),
+        ("ZUORA_BASE_URL", "https://rest.zuora.com/v1/"),
+        ("ZUORA_BASE_URL", "https://rest.zuora.com//"),
+        ("ZUORA_BASE_URL", "https://rest.zuora.com?tenant=1"),
+        ("ZUORA_BASE_URL", "https://rest.zuora.com/?"),
+        ("ZUORA_BASE_URL", "https://rest.zuora.com#top"),
+        ("ZUORA_BASE_URL", "http://127.0.0.1:8080/v1"),
         ("ZUORA_BASE_URL", "http://rest.zuora.com"),
         ("ZUORA_BASE_URL", "ftp://rest.zuora.com"),
         ("ZUORA_BASE_URL", "https://user:pw@rest.zuora.com"),
@@ -379,6 +498,8 @@ PASTED = "Pq7Zx3Wm9Ks2Lt5Vb8Nc4=="  # a base64-looking secret pasted into the wr
         ("SLACK_API_URL", f"http://{PASTED.rstrip('=')}.example/api/"),
         ("ZUORA_BASE_URL", f"https://user:{PASTED}@rest.zuora.com"),
         ("PORT", PASTED),
+        ("HOST", PASTED),
+        ("ZUORA_BASE_URL", f"https://rest.zuora.com/{PASTED}"),
         ("ZUORA_CLIENT_ID", f"id {PASTED}"),
         ("ZUORA_ENTITY_ID", PASTED),
         ("ZUORA_TIMEOUT_SECONDS", PASTED),
