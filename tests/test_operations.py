@@ -262,3 +262,14 @@ async def test_two_confirmations_asked_in_the_same_second_stay_distinct(
     assert isinstance(await ops.click_refresh_confirm(first), JobActed)
     assert isinstance(await ops.click_refresh_confirm(second), JobActed)
     assert [name for name, _ in zuora.calls] == ["create", "create"]
+
+
+def test_the_authorisation_matrix_covers_every_subcommand_and_every_action() -> None:
+    from tests.test_e2e_authorisation import BUTTONS, TYPED
+
+    needing_a_role = {n for n, d in SUBCOMMAND_DEFINITIONS.items() if d.role != "anyone"}
+    assert set(TYPED) == needing_a_role
+    from bot import blocks
+
+    actions = {v for k, v in vars(blocks).items() if k.startswith("ACTION_")}
+    assert set(BUTTONS) | {"sandbox_refresh_abort"} == actions  # abort never calls Zuora

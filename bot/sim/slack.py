@@ -224,6 +224,12 @@ class SlackEmulator:
             raise ValueError(f"the emulator does not implement {method!r}")
         self._faults.add(method, error, status, retry_after, count)
 
+    def slow(self, method: str, seconds: float) -> None:
+        """Every call of `method` waits `seconds` before it is answered (0: no more)."""
+        if method not in self._web_api.methods:
+            raise ValueError(f"the emulator does not implement {method!r}")
+        self._faults.delays[method] = seconds
+
     # ---- observation
 
     @property

@@ -9,6 +9,7 @@ except injected faults, which may use any status (429 with `Retry-After` for `ra
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -56,6 +57,9 @@ class Faults:
 
     def __init__(self) -> None:
         self._pending: dict[str, list[Fault]] = {}
+        self.delays: dict[
+            str, float
+        ] = {}  # method -> seconds every call of it waits before its answer
 
     def add(
         self, method: str, error: str, status: int | None, retry_after: int | None, count: int
@@ -167,6 +171,9 @@ class WebApi:
             allowed, handler = entry
             if identity.kind not in allowed:
                 raise ApiError("not_allowed_token_type")
+            delay = self.faults.delays.get(method)
+            if delay:
+                await asyncio.sleep(delay)
             fault = self.faults.take(method)
             if fault is not None:
                 status, headers = fault.status, Faults.headers(fault)
