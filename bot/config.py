@@ -133,6 +133,9 @@ class Settings(BaseSettings):
     zuora_entity_id: str | None = None
     zuora_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
     zuora_gzip_requests: bool = False
+    # The most Zuora requests at once from this replica; Zuora allows 40 per tenant by default, shared by
+    # every replica and every other integration of the tenant.
+    zuora_max_connections: int = Field(default=20, ge=1, le=200)
 
     sandbox_allowed_users: CommaList = ()
     sandbox_allowed_usergroups: CommaList = ()

@@ -29,13 +29,13 @@ from bot.slack_surface import SlackSurface
 from bot.watch import JobWatch
 from bot.zuora.auth import OAuthClientCredentials
 from bot.zuora.client import ZuoraClient
+from bot.zuora.responses import deadline_for
+from bot.zuora.retry import RetryPolicy
 
 __all__ = ["EVENTS_PATH", "Components", "Runtime", "build", "secrets_of", "zuora_auth"]
 
 log = logging.getLogger(__name__)
 
-# Zuora allows 40 concurrent requests per tenant by default; leave room for others.
-ZUORA_MAX_CONNECTIONS = 20
 DRAIN_SLACK_SECONDS = 15.0  # time a finished Zuora call may need to reach Slack at shutdown
 
 Now = Callable[[], datetime]
@@ -48,7 +48,8 @@ def zuora_http_client(settings: Settings) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         timeout=timeout,
         limits=httpx.Limits(
-            max_connections=ZUORA_MAX_CONNECTIONS, max_keepalive_connections=ZUORA_MAX_CONNECTIONS
+            max_connections=settings.zuora_max_connections,
+            max_keepalive_connections=settings.zuora_max_connections,
         ),
         follow_redirects=False,
     )
@@ -121,6 +122,7 @@ def build(settings: Settings, *, now: Now = lambda: datetime.now(UTC)) -> Compon
         http=http,
         entity_id=settings.zuora_entity_id,
         gzip_requests=settings.zuora_gzip_requests,
+        max_concurrent=settings.zuora_max_connections,
         observer=metrics.observe_zuora,
     )
     slack = build_slack_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
@@ -277,7 +279,10 @@ class Runtime:
         call and the Slack side after it."""
         in_flight = self.components.listeners.in_flight
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + 2 * self.settings.zuora_timeout_seconds + DRAIN_SLACK_SECONDS
+        # The longest a call can take: retries start for up to the policy's deadline, and the last attempt
+        # then has its own whole-exchange deadline; then the Slack side of the answer.
+        longest = RetryPolicy().deadline + deadline_for(self.components.http)
+        deadline = loop.time() + longest + DRAIN_SLACK_SECONDS
         while in_flight and (remaining := deadline - loop.time()) > 0:
             log.info("waiting for requests in progress", extra={"requests": len(in_flight)})
             await asyncio.wait(set(in_flight), timeout=remaining)

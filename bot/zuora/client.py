@@ -72,7 +72,10 @@ class ZuoraClient:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         observer: CallObserver | None = None,
+        max_concurrent: int = 20,
     ) -> None:
+        """`max_concurrent`: exchanges at once, at most the pool's connections: a call waits for its turn
+        before its deadline starts, so a burst queues instead of timing out in the pool."""
         self._base_url = base_url.rstrip("/")
         self._auth = BearerAuth(auth, on_refused=self._refused)
         self._http = http
@@ -82,6 +85,7 @@ class ZuoraClient:
         # The whole of one exchange, however its parts are spread: the pool's read timeout, and a little more
         # for connecting and sending.
         self._deadline = deadline_for(http)
+        self._turns = asyncio.Semaphore(max_concurrent)
         self._sleep = sleep
         self._observer = observer
 
@@ -229,12 +233,13 @@ class ZuoraClient:
             extensions={"zuora_operation": operation},
         )
         try:
-            # One deadline for the whole exchange (connect, send, and a body that may trickle in byte by
-            # byte), and a cap on what is read: httpx's own timeouts are per read.
-            response = await exchange(
-                self._http, request, auth=self._auth, deadline=self._deadline,
-                operation=operation, track_id=track_id,
-            )  # fmt: skip
+            async with self._turns:
+                # One deadline for the whole exchange (connect, send, and a body that may trickle in byte
+                # by byte), and a cap on what is read: httpx's own timeouts are per read.
+                response = await exchange(
+                    self._http, request, auth=self._auth, deadline=self._deadline,
+                    operation=operation, track_id=track_id,
+                )  # fmt: skip
         except ZuoraTimeoutError:
             self._observe(operation, "timeout", started)
             log.warning(
