@@ -19,10 +19,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import ack, memory, zuora_client
-from bench.report import format_table, problems, rows
+from bench import ack, memory, process, zuora_client
+from bench.report import format_table, goals, problems, rows
 
 BENCHMARKS: dict[str, tuple[Callable[[bool], Awaitable[dict[str, Any]]], str]] = {
+    "process": (
+        lambda quick: process.run(process.QUICK if quick else process.ProcessConfig()),
+        "bot and bare Bolt app as processes: acks, delivery, Zuora and Slack calls, RSS, start-up",
+    ),
     "ack_latency": (
         lambda quick: ack.run(ack.QUICK if quick else ack.AckConfig()),
         "ack latency under load, bot vs bare Bolt app",
@@ -87,6 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(document, indent=2) + "\n")
 
     print(format_table(rows(benchmarks)))
+    met = goals(benchmarks)
+    if met:
+        print("\ngoals (this run):")
+        for goal, measured, held in met:
+            print(f"  {'met ' if held else 'MISSED'}  {goal}: {measured}")
+    document["goals"] = [{"goal": g, "measured": m, "met": h} for g, m, h in met]
+    out.write_text(json.dumps(document, indent=2) + "\n")
     print(f"\n{seconds:.1f} s; ratios are bot side / baseline; results in {out}")
     for problem in found:
         print(f"CHECK FAILED: {problem}")

@@ -27,8 +27,87 @@ def _acked(statuses: dict[str, int], sent: int) -> str:
     return f"{statuses.get('200', 0)}/{sent} 200"
 
 
+def _spread(values: dict[str, float]) -> str:
+    return (
+        f"{values['median'] * 1000:.0f} ms ({values['min'] * 1000:.0f}-{values['max'] * 1000:.0f})"
+    )
+
+
+def _process_rows(result: dict[str, Any]) -> list[Row]:
+    table: list[Row] = []
+    c = result["config"]
+    for size, burst in result["bursts"].items():
+        name = f"process x{size}x{c['rounds']}"
+        for key in ("p50", "p95", "p99"):
+            table.append(
+                (name, f"{key} ack, median (spread)", _spread(burst["bot"][key]),
+                 _spread(burst["bare"][key]), _ratio(burst.get(f"ratio_{key}")
+                 or (burst["bot"][key]["median"] / burst["bare"][key]["median"])))
+            )  # fmt: skip
+        table.append(
+            (name, f"every result delivered (bound {burst['delivery_bound']:g} s)",
+             _spread(burst["bot"]["delivered"]), "", "")
+        )  # fmt: skip
+        table.append(
+            (name, "acks over 1 s / not 200", f"{burst['bot']['over_1s']} / {burst['bot']['not_200']}",
+             f"{burst['bare']['over_1s']} / {burst['bare']['not_200']}", "")
+        )  # fmt: skip
+    table.append(("process", "peak RSS", _bytes(result["peak_rss"]["bot"]),
+                  _bytes(result["peak_rss"]["bare"]), _ratio(result["peak_rss"]["ratio"])))  # fmt: skip
+    table.append(("process", "start-up to healthy", _ms(result["startup"]["bot"]),
+                  _ms(result["startup"]["bare"]), _ratio(result["startup"]["ratio"])))  # fmt: skip
+    table.append(("process", "Zuora token requests / connections opened",
+                  f"{result['token_requests']} / {result['zuora_connections']}", f"pool {c['pool']}", ""))  # fmt: skip
+    calls = ", ".join(f"{k} {v}" for k, v in result["slack_calls"].items())
+    table.append(("process", "Slack Web API calls", calls, "", ""))
+    polling = result["polling"]
+    table.append(("polling", f"Zuora calls per environment per hour ({polling['environments']} watched, each "
+                  "with a followed job, every 1 s)", f"{polling['calls_per_environment_per_hour']:.0f}",
+                  f"before the shared view: {polling['before_per_environment_per_hour']:.0f}",
+                  _ratio(polling["calls_per_environment_per_hour"] / polling["before_per_environment_per_hour"])))  # fmt: skip
+    life = result["lifecycle"]
+    calls = ", ".join(f"{k} {v}" for k, v in life["slack_calls"].items())
+    table.append(
+        (
+            "lifecycle",
+            "Slack calls, QUEUED -> cancel -> CANCELLED",
+            f"{life['total']}: {calls}",
+            "",
+            "",
+        )
+    )
+    return table
+
+
+def goals(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """The performance goals (issue 12), each with what was measured and whether it held in this run."""
+    result = results.get("process")
+    if result is None:
+        return []
+    c = result["config"]
+    found: list[tuple[str, str, bool]] = []
+    for size, burst in result["bursts"].items():
+        p99 = burst["bot"]["p99"]["median"] / burst["bare"]["p99"]["median"]
+        found.append((f"ack p99 <= 1.2 x bare at {size}", f"{p99:.2f}", p99 <= 1.2))
+        slowest = burst["bot"]["delivered"]["max"]
+        bound = burst["delivery_bound"]
+        found.append(
+            (f"all {size} results within {bound:g} s", f"{slowest:.1f} s", slowest <= bound)
+        )
+    found.append(("1 token request", str(result["token_requests"]), result["token_requests"] == 1))
+    found.append((f"Zuora connections <= pool ({c['pool']})", str(result["zuora_connections"]),
+                  result["zuora_connections"] <= c["pool"]))  # fmt: skip
+    for key, label in (("peak_rss", "peak RSS"), ("startup", "start-up to healthy")):
+        value = result[key]["ratio"]
+        found.append((f"{label} <= 1.5 x bare", f"{value:.2f}", value is not None and value <= 1.5))
+    return found
+
+
 def rows(results: dict[str, Any]) -> list[Row]:
     table: list[Row] = []
+    process = results.get("process")
+    if process is not None:
+        table.extend(_process_rows(process))
     ack = results.get("ack_latency")
     if ack is not None:
         c = ack["config"]
@@ -148,6 +227,14 @@ def format_table(table: list[Row]) -> str:
 def problems(results: dict[str, Any]) -> list[str]:
     """What went wrong in behaviour: unanswered requests, work not done, state left behind."""
     found: list[str] = []
+    process = results.get("process")
+    if process is not None:
+        for size, burst in process["bursts"].items():
+            for side in ("bot", "bare"):
+                if burst[side]["not_200"]:
+                    found.append(f"process x{size}: {side} left commands without a 200 ack")
+        if any(process["exit_codes"].values()):
+            found.append(f"process: exit codes {process['exit_codes']} (0 expected after SIGTERM)")
     ack = results.get("ack_latency")
     if ack is not None:
         for side in ("bot", "bare"):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.response import BoltResponse
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -35,6 +37,28 @@ def build_slack_client(token: str, api_url: str) -> AsyncWebClient:
     )
 
 
+def _authorize_once(client: AsyncWebClient) -> Callable[..., Awaitable[AuthorizeResult]]:
+    """The bot's one identity, from one `auth.test` for the life of the process. Bolt's default for a single
+    workspace calls auth.test for every request that arrives before the first call has answered: a burst of
+    100 commands at start made 100 calls, and every ack waited for one."""
+    known: list[AuthorizeResult] = []
+    lock = asyncio.Lock()
+
+    async def authorize() -> AuthorizeResult:
+        if not known:
+            async with lock:
+                if not known:
+                    response = await client.auth_test()
+                    known.append(
+                        AuthorizeResult.from_auth_test_response(
+                            auth_test_response=response, bot_token=client.token
+                        )
+                    )
+        return known[0]
+
+    return authorize
+
+
 def build_app(
     *,
     client: AsyncWebClient,
@@ -47,6 +71,7 @@ def build_app(
     window = replays or ReplayWindow()
     app = AsyncApp(
         client=client,
+        authorize=_authorize_once(client),
         signing_secret=signing_secret,
         request_verification_enabled=signing_secret is not None,
         process_before_response=False,
