@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.commands import (
+    COMMAND,
     ID_PATTERN,
     Cancel,
     Command,
@@ -27,6 +28,7 @@ from bot.commands import (
     escape_mrkdwn,
     usage_line,
 )
+from bot.permissions import Grantors
 from bot.zuora.errors import (
     ZuoraAuthenticationError,
     ZuoraError,
@@ -40,7 +42,14 @@ from bot.zuora.errors import (
     ZuoraUnavailableError,
     zuora_did_not_act,
 )
-from bot.zuora.models import Job, JobStatus, TestEnvironment, is_cancellable, is_terminal
+from bot.zuora.models import (
+    EnvironmentType,
+    Job,
+    JobStatus,
+    TestEnvironment,
+    is_cancellable,
+    is_terminal,
+)
 
 Block = dict[str, Any]
 
@@ -384,7 +393,10 @@ def _meaning(error: ZuoraError, command: Command) -> str:
             return "Zuora did not answer in time. The request may still have been applied: check with `/sandbox jobs <env>` before trying again."
         return "Zuora did not answer in time. Try again shortly."
     if isinstance(error, ZuoraUnavailableError):
-        return "The bot could not reach Zuora. Try again shortly; if it persists, an operator should check ZUORA_BASE_URL and the network."
+        return (
+            "The bot could not reach Zuora. Try again shortly; if it persists, an operator should check the "
+            "bot's Zuora address and the network (`sandbox-bot check --online`)."
+        )
     if isinstance(error, ZuoraMalformedResponseError):
         return "Zuora's answer could not be read. Try again; if it persists, give Zuora support the IDs below."
     return "The bot could not complete the request."
@@ -452,22 +464,55 @@ def _next_refresh_hint(error: ZuoraError) -> str | None:
 
 
 def usage_error(error: UsageError) -> Message:
-    """A parser refusal: the message (already escaped) and the usage line that fits."""
-    lines = [f":information_source: {error.message}"]
+    """A parser refusal: the message (already escaped; it never carries a usage line itself), a time the
+    user gave in the reader's own time zone, then the one usage line that fits, or where to find them."""
+    first = f":information_source: {error.message}"
+    if error.time is not None:
+        first += f" That is {slack_date(error.time)} in your time zone."
+    lines = [first]
     if error.subcommand:
         lines.append(f"Usage: `{usage_line(error.subcommand)}`")  # already escaped
     else:
-        lines.append("Type `/sandbox help` to see what the bot can do.")
+        lines.append(f"Type `{COMMAND} help` to see what the bot can do.")
     return Message(text=error.message, blocks=[_section("\n".join(lines))])
 
 
-def refusal(user_id: str, *, reason: str, granted_by: Sequence[str]) -> Message:
-    """A refusal names the permission and who grants it."""
-    holders = ", ".join(granted_by) if granted_by else "nobody yet"
+MAX_NAMED_USERS = 10
+MAX_NAMED_GROUPS = 5
+MAX_ACCESS_HELP = 300
+_USERGROUP_ID = re.compile(r"^S[A-Z0-9]{2,20}$")
+
+
+def _or(items: Sequence[str]) -> str:
+    """Join names as a sentence does: a; a or b; a, b or c."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
+
+
+def whom_to_ask(grantors: Grantors) -> str:
+    """Whom a user without the permission can ask (mrkdwn): the operators' own sentence when they set one
+    (escaped), else the users who hold it and its user groups as mentions. Never a setting's name."""
+    if grantors.access_help:
+        return escape_mrkdwn(_clip(grantors.access_help, MAX_ACCESS_HELP))
+    users = [u for u in grantors.users if _USER_ID.fullmatch(u)]
+    groups = [g for g in grantors.groups if _USERGROUP_ID.fullmatch(g)]
+    names = [mention(u) for u in users[:MAX_NAMED_USERS]]
+    if len(users) > MAX_NAMED_USERS:
+        names[-1] += f" (and {len(users) - MAX_NAMED_USERS} more)"
+    if groups:
+        shown = [f"<!subteam^{g}>" for g in groups[:MAX_NAMED_GROUPS]]
+        if len(groups) > MAX_NAMED_GROUPS:
+            shown[-1] += f" (and {len(groups) - MAX_NAMED_GROUPS} more groups)"
+        names.append(f"a member of {_or(shown)}")
+    if not names:
+        return "Ask whoever runs this bot in your workspace to grant it."
+    return f"To get it, ask {_or(names)}."
+
+
+def refusal(user_id: str, *, reason: str, ask: Grantors) -> Message:
+    """A refusal names the permission, why, and whom to ask for it."""
     text = (
         f":no_entry: {mention(user_id)}, you do not have the *{PERMISSION}* permission in this bot, "
-        f"so Zuora was not called. {reason}\nIt is held by: {holders}. The bot's operators grant it "
-        "(SANDBOX_ALLOWED_USERS, SANDBOX_ALLOWED_USERGROUPS)."
+        f"so Zuora was not called. {reason}\n{whom_to_ask(ask)}"
     )
     return Message(text=f"You do not have the {PERMISSION} permission.", blocks=[_section(text)])
 
@@ -605,13 +650,13 @@ def poll_failed(error: ZuoraError, retry_in: float) -> str:
     )
 
 
-def help_message(*, allowed: bool, usage: str) -> Message:
-    """Help lists only what the asking user may run."""
+def help_message(*, allowed: bool, usage: str, ask: Grantors) -> Message:
+    """Help lists only what the asking user may run; to anyone else it says whom to ask."""
     if not allowed:
         text = (
-            ":wave: `/sandbox` manages Zuora Central Sandbox refresh jobs.\n"
-            f"You do not have the *{PERMISSION}* permission in this bot, so only `/sandbox help` is open to you. "
-            "Ask an operator of the bot to add you (SANDBOX_ALLOWED_USERS or one of SANDBOX_ALLOWED_USERGROUPS)."
+            f":wave: `{COMMAND}` manages Zuora Central Sandbox refresh jobs.\n"
+            f"You do not have the *{PERMISSION}* permission in this bot, so only `{COMMAND} help` is open to you. "
+            f"{whom_to_ask(ask)}"
         )
         return Message(text="/sandbox help", blocks=[_section(text)])
     return Message(text="/sandbox help", blocks=[_section(usage)])
@@ -725,16 +770,75 @@ def env_list(
 # -- refresh ------------------------------------------------------------------------------------------------------
 
 
-def refresh_confirmation(
-    env: EnvRef, at: datetime | None, *, value: str, block_id: str, expires: datetime
-) -> Message:
-    when = f"at {slack_date(at)}" if at else "now"
-    text = (
-        f":warning: Refresh {env_label(env)} {when}?\n"
-        "A refresh replaces everything in this sandbox (data, configuration, users' work) with a fresh copy "
-        "from production. It cannot be undone once it reaches its reset stage.\n"
-        "Zuora allows one refresh per period: every *28 days* for a Central Sandbox (14 for a Developer Sandbox)."
+# Zuora's limit per kind of sandbox: (what it is called, days between two refreshes).
+_SANDBOX_KINDS: Mapping[str, tuple[str, int]] = {
+    EnvironmentType.TEST: ("Central Sandbox", 28),
+    EnvironmentType.DEVELOPER: ("Developer Sandbox", 14),
+}
+_OVERWRITES = (
+    "A refresh replaces everything in this sandbox (data, configuration, users' work) with a fresh copy "
+    "from production. It cannot be undone once it reaches its reset stage."
+)
+_GENERIC_LIMIT = "Zuora allows one refresh per period: every *28 days* for a Central Sandbox (14 for a Developer Sandbox)."
+
+
+def sandbox_kind(environment: TestEnvironment) -> tuple[str, int] | None:
+    """(name, days between refreshes) for the sandbox types whose limit is known, else None."""
+    kind = environment.environment_type
+    return _SANDBOX_KINDS.get(str(kind)) if kind is not None else None
+
+
+def _limit(environment: TestEnvironment) -> str:
+    """This environment's type and Zuora's limit for it, and its last and next refresh (mrkdwn)."""
+    kind = sandbox_kind(environment)
+    if kind is not None:
+        text = f"This is a *{kind[0]}*: Zuora allows one refresh every *{kind[1]} days*."
+    elif environment.environment_type:
+        shown = escape_mrkdwn(_clip(str(environment.environment_type), 40)).replace("`", "'")
+        text = f"Zuora gives its type as `{shown}`. {_GENERIC_LIMIT}"
+    else:
+        text = _GENERIC_LIMIT
+    times = []
+    if environment.last_refresh_time is not None:
+        times.append(f"last refreshed {slack_date(environment.last_refresh_time)}")
+    if environment.next_refresh_time is not None:
+        times.append(f"next refresh possible {slack_date(environment.next_refresh_time)}")
+    if times:
+        joined = "; ".join(times)
+        text += f" {joined[0].upper()}{joined[1:]}."
+    return text
+
+
+def _unchecked(error: ZuoraError) -> str:
+    return (
+        f":grey_question: The bot could not read this environment from Zuora just now "
+        f"({escape_mrkdwn(error.summary)}, {_answer(error)}), so it could not check its type and when its "
+        "next refresh is possible. If it is too soon, Zuora refuses when you confirm and says when."
     )
+
+
+def refresh_confirmation(
+    env: EnvRef,
+    at: datetime | None,
+    *,
+    value: str,
+    block_id: str,
+    expires: datetime,
+    environment: TestEnvironment | None = None,
+    unchecked: ZuoraError | None = None,
+) -> Message:
+    """The confirmation of a refresh Zuora should accept: what it overwrites and the limit. `environment`:
+    the environment as Zuora just showed it (its type, limit and dates are named); without it, the generic
+    limit, and `unchecked`, why Zuora could not be asked."""
+    when = f"at {slack_date(at)}" if at else "now"
+    lines = [
+        f":warning: Refresh {env_label(env)} {when}?",
+        _OVERWRITES,
+        _limit(environment) if environment is not None else _GENERIC_LIMIT,
+    ]
+    if environment is None and unchecked is not None:
+        lines.append(_unchecked(unchecked))
+    text = "\n".join(lines)
     return Message(
         text=escape_mrkdwn(f"Confirm the refresh of {env_plain(env)}"),
         blocks=[
@@ -760,6 +864,26 @@ def refresh_confirmation(
             },
             _context(f"Only you see this. It expires {slack_date(expires)} (10 minutes)."),
         ],
+    )
+
+
+def refresh_not_possible(env: EnvRef, at: datetime | None, environment: TestEnvironment) -> Message:
+    """Zuora would refuse this refresh: its next refresh is possible only later. No button: nothing to confirm;
+    a refresh scheduled from then on is still possible, and the message says how."""
+    when = f"at {slack_date(at)}" if at else "now"
+    name = (env.alias or env.id).replace("`", "'")
+    schedule = escape_mrkdwn(f"{COMMAND} refresh {name} at <time>")
+    text = "\n".join(
+        [
+            f":no_entry: Zuora will not refresh {env_label(env)} {when}: too soon after its last refresh.",
+            _limit(environment),
+            f"To refresh it then or later, schedule it: `{schedule}`.",
+        ]
+    )
+    plain = f"Zuora will not refresh {env_plain(env)} {'now' if at is None else 'at that time'}: too soon after its last refresh."
+    return Message(
+        text=escape_mrkdwn(plain),
+        blocks=[_section(text), _context("Only you see this. No refresh was requested.")],
     )
 
 

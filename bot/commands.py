@@ -114,15 +114,15 @@ class Args:
     now: datetime | None
 
     def exactly(self, *names: str) -> None:
-        """Exactly these arguments, or a UsageError naming the missing or the extra one."""
-        usage = f"Usage: `{COMMAND} {USAGE[self.subcommand]}`"
+        """Exactly these arguments, or a UsageError naming the missing or the extra one (the usage line that
+        fits is added where the error is shown, once)."""
         if len(self.words) < len(names):
             missing = names[len(self.words)]
-            _fail(f"Missing {missing}. {usage}", argument=missing, subcommand=self.subcommand)
+            _fail(f"Missing {missing}.", argument=missing, subcommand=self.subcommand)
         if len(self.words) > len(names):
             extra = _quote(" ".join(self.words[len(names) :]))
             _fail(
-                f"Too many arguments: {extra} is extra. {usage}",
+                f"Too many arguments: {extra} is extra.",
                 argument=ARG_EXTRA,
                 subcommand=self.subcommand,
             )
@@ -223,16 +223,24 @@ class UsageError(ValueError):
     """Bad input from a user or a button. `message` is user-facing and already mrkdwn-escaped.
 
     `argument` names what is wrong (one of the `ARG_*` values); `subcommand` is the subcommand
-    whose usage line fits, when known.
+    whose usage line fits, when known: the message never repeats that usage line, the reply adds it.
+    `time` is a time the user gave, for the reply to show in the reader's own time zone (the message
+    itself quotes no time: it cannot know the reader's zone).
     """
 
     def __init__(
-        self, message: str, *, argument: str | None = None, subcommand: str | None = None
+        self,
+        message: str,
+        *,
+        argument: str | None = None,
+        subcommand: str | None = None,
+        time: datetime | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.argument = argument
         self.subcommand = subcommand
+        self.time = time
 
 
 def escape_mrkdwn(text: str) -> str:
@@ -311,8 +319,7 @@ def parse(text: str, aliases: Mapping[str, str], *, now: datetime | None = None)
     definition = SUBCOMMAND_DEFINITIONS.get(sub)
     if definition is None:
         _fail(
-            f"Unknown subcommand {_quote(tokens[0])}. Valid subcommands: {', '.join(SUBCOMMANDS)}. "
-            f"Try `{COMMAND} help`.",
+            f"Unknown subcommand {_quote(tokens[0])}. Valid subcommands: {', '.join(SUBCOMMANDS)}.",
             argument=ARG_SUBCOMMAND,
         )
     command: Command = definition.parse(Args(sub, words, aliases, now))
@@ -356,7 +363,7 @@ def decode_refresh_value(value: str, *, now: datetime | None = None) -> tuple[st
     at = _decode_time(raw)
     if now is not None and at <= _as_utc(now):
         _fail(
-            f"The scheduled time {_format_time(at)} has passed; run `{COMMAND} refresh` again.",
+            "The time this refresh was scheduled for has passed: ask again with a later time.",
             argument=ARG_TIME,
             subcommand="refresh",
         )
@@ -366,9 +373,17 @@ def decode_refresh_value(value: str, *, now: datetime | None = None) -> tuple[st
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def _fail(raw_message: str, *, argument: str | None, subcommand: str | None = None) -> NoReturn:
+def _fail(
+    raw_message: str,
+    *,
+    argument: str | None,
+    subcommand: str | None = None,
+    time: datetime | None = None,
+) -> NoReturn:
     """Raise a UsageError; the message is escaped here, once, so no caller can forget."""
-    raise UsageError(escape_mrkdwn(raw_message), argument=argument, subcommand=subcommand)
+    raise UsageError(
+        escape_mrkdwn(raw_message), argument=argument, subcommand=subcommand, time=time
+    )
 
 
 def _id_problem(value: str) -> str | None:
@@ -413,27 +428,26 @@ def _unquote(token: str) -> str:
 
 def _parse_refresh(parsed: Args) -> Refresh:
     sub, args, now = parsed.subcommand, parsed.words, parsed.now
-    usage = f"Usage: `{COMMAND} {USAGE[sub]}`"
     if not args:
-        _fail(f"Missing {ARG_ENV}. {usage}", argument=ARG_ENV, subcommand=sub)
+        _fail(f"Missing {ARG_ENV}.", argument=ARG_ENV, subcommand=sub)
     env = parsed.env(0)
     rest = args[1:]
     if not rest:
         return Refresh(env, None)
     if rest[0].casefold() != "at":
         _fail(
-            f"Unexpected {_quote(rest[0])}: to schedule the refresh, write `at <time>`. {usage}",
+            f"Unexpected {_quote(rest[0])}: to schedule the refresh, write `at <time>`.",
             argument=ARG_AT,
             subcommand=sub,
         )
     parts = rest[1:]
     if not parts:
-        _fail(f"Missing {ARG_TIME} after `at`. {usage}", argument=ARG_TIME, subcommand=sub)
+        _fail(f"Missing {ARG_TIME} after `at`.", argument=ARG_TIME, subcommand=sub)
     # "2030-01-31 22:00" arrives as two words: accept a date followed by a time.
     size = 2 if len(parts) >= 2 and _DATE_ONLY.fullmatch(parts[0]) else 1
     if len(parts) > size:
         extra = _quote(" ".join(parts[size:]))
-        _fail(f"Too many arguments: {extra} is extra. {usage}", argument=ARG_EXTRA, subcommand=sub)
+        _fail(f"Too many arguments: {extra} is extra.", argument=ARG_EXTRA, subcommand=sub)
     return Refresh(env, _parse_time(" ".join(parts), now))
 
 
@@ -454,10 +468,10 @@ def _parse_time(text: str, now: datetime | None) -> datetime:
         _fail(bad, argument=ARG_TIME, subcommand="refresh")
     if now is not None and at <= _as_utc(now):
         _fail(
-            f"{ARG_TIME} {_quote(text)} is not in the future "
-            f"(now: {_format_time(now.replace(microsecond=0))}).",
+            f"{ARG_TIME} {_quote(text)} is not in the future.",
             argument=ARG_TIME,
             subcommand="refresh",
+            time=at,
         )
     return at
 

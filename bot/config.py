@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -34,6 +35,7 @@ HOSTNAME = re.compile(
     r"^(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
 )
+ACCESS_HELP_MAX = 300  # one sentence in a refusal
 DEFAULT_HOST = "0.0.0.0"  # noqa: S104 (a server's default: every interface, as in a container)
 
 # Zuora's REST hosts (reference: Zuora's "API endpoints"). Test-environment operations exist only on the
@@ -139,6 +141,7 @@ class Settings(BaseSettings):
 
     sandbox_allowed_users: CommaList = ()
     sandbox_allowed_usergroups: CommaList = ()
+    sandbox_access_help: str | None = None
     sandbox_environments: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     sandbox_notify_channel: str | None = None
     sandbox_poll_seconds: float = Field(default=20.0, ge=0.05, le=3600)
@@ -234,6 +237,20 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
+
+    @field_validator("sandbox_access_help")
+    @classmethod
+    def _access_help(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None  # blank in .env means not set: refusals name who holds the permission
+        text = value.strip()
+        if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in text):
+            raise ValueError("must be one line (no line break or control character)")
+        if len(text) > ACCESS_HELP_MAX:
+            raise ValueError(
+                f"must be one sentence of at most {ACCESS_HELP_MAX} characters ({len(text)} given)"
+            )
+        return text
 
     @field_validator("zuora_entity_id")
     @classmethod

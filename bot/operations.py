@@ -47,7 +47,7 @@ from bot.outcomes import (
 from bot.permissions import Decision, Permissions
 from bot.zuora.client import ZuoraClient
 from bot.zuora.errors import ZuoraError, zuora_did_not_act
-from bot.zuora.models import Job, JobStatus
+from bot.zuora.models import Job, JobStatus, TestEnvironment
 from bot.zuora.trackid import new_track_id
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,13 @@ class Operations:
     @handles(Help)
     async def _help(self, user_id: str, command: Help) -> Outcome:
         decision = await self._permissions.check(user_id)
-        return Told(blocks.help_message(allowed=decision.allowed, usage=usage_text(self._aliases)))
+        return Told(
+            blocks.help_message(
+                allowed=decision.allowed,
+                usage=usage_text(self._aliases),
+                ask=self._permissions.grantors,
+            )
+        )
 
     @handles(Cancel)
     async def _cancel(self, user_id: str, command: Cancel) -> Outcome:
@@ -253,16 +259,37 @@ class Operations:
 
     @handles(Refresh)
     async def _refresh_confirmation(self, user_id: str, command: Refresh) -> Outcome:
-        """Nothing is sent to Zuora yet: the requester confirms first (an ephemeral message only they see)."""
+        """No refresh is sent to Zuora yet: the requester confirms first (an ephemeral message only they see).
+
+        The environment is read first, so the confirmation names its type and limit, and a refresh Zuora
+        would refuse (its next refresh is possible only after the time asked for) is not offered at all. If
+        Zuora cannot be read, the generic confirmation says so: the user is not held up by it."""
+        env, at = command.env, command.at
+        track_id = new_track_id()
+        environment: TestEnvironment | None = None
+        unchecked: ZuoraError | None = None
+        try:
+            environment = await self._zuora.get_test_environment(env.id, track_id=track_id)
+        except ZuoraError as error:
+            unchecked = error
+            log.warning(
+                "refresh limit not checked: the environment could not be read",
+                extra={"env": env.id, "status": error.status, "track_id": error.track_id},
+            )
         issued = self._now()
+        possible_from = environment.next_refresh_time if environment is not None else None
+        if environment is not None and possible_from is not None and (at or issued) < possible_from:
+            return Told(blocks.refresh_not_possible(env, at, environment))
         # Who asked, when, and a nonce: two confirmations asked for in the same second stay distinct.
         block_id = f"refresh:{user_id}:{int(issued.timestamp())}:{secrets.token_hex(4)}"
         message = blocks.refresh_confirmation(
-            command.env,
-            command.at,
-            value=encode_refresh_value(command.env.id, command.at),
+            env,
+            at,
+            value=encode_refresh_value(env.id, at),
             block_id=block_id,
             expires=issued + CONFIRMATION_TTL,
+            environment=environment,
+            unchecked=unchecked,
         )
         return NeedsConfirmation(message)
 
@@ -276,7 +303,7 @@ class Operations:
             "refused", user=user_id, allowed=False, action=action, reason=decision.reason, **fields
         )
         return Refused(
-            blocks.refusal(user_id, reason=decision.reason, granted_by=self._permissions.granted_by)
+            blocks.refusal(user_id, reason=decision.reason, ask=self._permissions.grantors)
         )
 
     def _confirmation_problem(self, click: Click) -> Told | None:

@@ -20,6 +20,16 @@ MemberLookup = Callable[[str], Awaitable[Iterable[str]]]
 
 
 @dataclass(frozen=True, slots=True)
+class Grantors:
+    """Whom a refused user can ask: the users and user groups that hold the permission, or the operators'
+    own sentence (`SANDBOX_ACCESS_HELP`, raw text: escaped where it is shown), which takes their place."""
+
+    users: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    access_help: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     allowed: bool
     reason: str  # for the refusal message and the audit log; plain words, no secrets
@@ -33,11 +43,14 @@ class Permissions:
         users: Iterable[str],
         usergroups: Iterable[str],
         lookup: MemberLookup,
+        access_help: str | None = None,
         ttl: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._users = frozenset(users)
+        self._listed = tuple(dict.fromkeys(users))  # in the configured order, for refusals
+        self._users = frozenset(self._listed)
         self._groups = tuple(dict.fromkeys(usergroups))
+        self._access_help = access_help or None
         self._lookup = lookup
         self._ttl = ttl
         self._clock = clock
@@ -45,12 +58,9 @@ class Permissions:
         self._inflight: dict[str, asyncio.Task[frozenset[str]]] = {}
 
     @property
-    def granted_by(self) -> list[str]:
-        """Who holds the permission, for refusal messages (user-group mentions render as the group's name)."""
-        holders = [f"members of <!subteam^{group}>" for group in self._groups]
-        if self._users:
-            holders.append(f"{len(self._users)} listed user{'s' if len(self._users) != 1 else ''}")
-        return holders
+    def grantors(self) -> Grantors:
+        """Whom a refusal tells the user to ask (the message itself is built by `bot.blocks`)."""
+        return Grantors(self._listed, self._groups, self._access_help)
 
     async def check(self, user_id: str) -> Decision:
         if user_id in self._users:

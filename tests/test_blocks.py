@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot import blocks
-from bot.commands import Cancel, EnvRef, Status, UsageError, decode_job_value
+from bot.commands import Cancel, EnvRef, Status, UsageError, decode_job_value, parse
+from bot.permissions import Grantors
 from bot.zuora.errors import (
     Reason,
     ZuoraNotFoundError,
@@ -19,8 +21,9 @@ from bot.zuora.errors import (
     ZuoraRejectedError,
     ZuoraServerError,
     ZuoraTimeoutError,
+    ZuoraUnavailableError,
 )
-from bot.zuora.models import Job, JobStatus
+from bot.zuora.models import Job, JobStatus, TestEnvironment
 from tests.blockkit import assert_valid_blocks
 
 ENV = EnvRef(id="0123456789abcdef0123456789abcdef", alias="staging")
@@ -163,11 +166,160 @@ def test_error_without_track_id_says_so() -> None:
     assert "no Zuora-Track-Id" in json.dumps(message.blocks)
 
 
-def test_refusal_names_permission_and_grantors() -> None:
-    message = blocks.refusal("U1", reason="Not listed.", granted_by=["<!subteam^S123>"])
+ALICE, BOB = "U0ALICE01", "U0BOB0002"
+SETTING_NAME = re.compile(r"\b(?:SANDBOX|ZUORA|SLACK)_[A-Z_]+")
+
+
+def test_refusal_names_permission_and_whom_to_ask() -> None:
+    message = blocks.refusal(
+        "U0ASKER1", reason="Not listed.", ask=Grantors(users=(ALICE,), groups=("S123",))
+    )
     assert_valid_blocks(message.blocks)
-    dumped = json.dumps(message.blocks)
-    assert "Refresh Central Sandbox" in dumped and "<!subteam^S123>" in dumped
+    assert message.blocks[0]["text"]["text"] == (
+        ":no_entry: <@U0ASKER1>, you do not have the *Refresh Central Sandbox* permission in this bot, "
+        "so Zuora was not called. Not listed.\n"
+        "To get it, ask <@U0ALICE01> or a member of <!subteam^S123>."
+    )
+
+
+@pytest.mark.parametrize(
+    ("grantors", "expected"),
+    [
+        (Grantors(users=(ALICE,)), "To get it, ask <@U0ALICE01>."),
+        (Grantors(users=(ALICE, BOB)), "To get it, ask <@U0ALICE01> or <@U0BOB0002>."),
+        (
+            Grantors(users=(ALICE, BOB), groups=("S0OPS", "S0PLATFORM")),
+            "To get it, ask <@U0ALICE01>, <@U0BOB0002> or a member of <!subteam^S0OPS> or "
+            "<!subteam^S0PLATFORM>.",
+        ),
+        (Grantors(groups=("S0OPS",)), "To get it, ask a member of <!subteam^S0OPS>."),
+        (Grantors(), "Ask whoever runs this bot in your workspace to grant it."),
+        # Only IDs are mentioned: anything else in the lists is left out, never echoed.
+        (
+            Grantors(users=("<!channel>", ALICE), groups=("#general",)),
+            "To get it, ask <@U0ALICE01>.",
+        ),
+        # The operators' sentence takes the place of the list, escaped.
+        (
+            Grantors(users=(ALICE,), access_help="Ask in #platform-help <!channel> & co."),
+            "Ask in #platform-help &lt;!channel&gt; &amp; co.",
+        ),
+    ],
+)
+def test_whom_to_ask(grantors: Grantors, expected: str) -> None:
+    assert blocks.whom_to_ask(grantors) == expected
+
+
+def test_whom_to_ask_names_at_most_ten_users_and_five_groups() -> None:
+    users = tuple(f"U0USER{n:04d}" for n in range(12))
+    groups = tuple(f"S0GROUP{n:03d}" for n in range(7))
+    text = blocks.whom_to_ask(Grantors(users=users, groups=groups))
+    assert text.count("<@") == 10 and "<@U0USER0009> (and 2 more)" in text
+    assert text.count("<!subteam^") == 5 and "<!subteam^S0GROUP004> (and 2 more groups)" in text
+
+
+def test_help_for_someone_without_the_permission_says_whom_to_ask() -> None:
+    message = blocks.help_message(allowed=False, usage="unused", ask=Grantors(users=(ALICE,)))
+    assert_valid_blocks(message.blocks)
+    assert message.blocks[0]["text"]["text"] == (
+        ":wave: `/sandbox` manages Zuora Central Sandbox refresh jobs.\n"
+        "You do not have the *Refresh Central Sandbox* permission in this bot, so only `/sandbox help` is open "
+        "to you. To get it, ask <@U0ALICE01>."
+    )
+
+
+def test_no_message_names_a_setting() -> None:
+    """End users never see a configuration variable's name (the refusal and help of old did)."""
+    ask = Grantors(users=(ALICE,), groups=("S0OPS",))
+    messages = [
+        blocks.refusal("U1", reason="r", ask=ask),
+        blocks.refusal("U1", reason="r", ask=Grantors()),
+        blocks.help_message(allowed=False, usage="u", ask=ask),
+        blocks.zuora_error(ZuoraUnavailableError(operation="o"), CANCEL_X),
+    ]
+    for message in messages:
+        assert not SETTING_NAME.search(json.dumps(message.blocks) + message.text)
+    assert "listed user" not in json.dumps([m.blocks for m in messages])
+
+
+def usage_answer(text: str, now: datetime | None = None) -> str:
+    with pytest.raises(UsageError) as info:
+        parse(text, {"staging": ENV.id}, now=now)
+    message = blocks.usage_error(info.value)
+    assert_valid_blocks(message.blocks)
+    shown: str = message.blocks[0]["text"]["text"]
+    return shown
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("jobs", ":information_source: Missing &lt;env&gt;.\nUsage: `/sandbox jobs &lt;env&gt;`"),
+        (
+            "cancel staging",
+            ":information_source: Missing &lt;job&gt;.\nUsage: `/sandbox cancel &lt;env&gt; &lt;job&gt;`",
+        ),
+        (
+            "refresh",
+            ":information_source: Missing &lt;env&gt;.\n"
+            "Usage: `/sandbox refresh &lt;env&gt; [at &lt;time&gt;]`",
+        ),
+        (
+            "jobs staging uat",
+            ":information_source: Too many arguments: `uat` is extra.\nUsage: `/sandbox jobs &lt;env&gt;`",
+        ),
+        (
+            "nuke",
+            ":information_source: Unknown subcommand `nuke`. Valid subcommands: help, envs, jobs, status, "
+            "cancel, refresh.\nType `/sandbox help` to see what the bot can do.",
+        ),
+    ],
+)
+def test_a_usage_error_says_each_thing_once(typed: str, expected: str) -> None:
+    assert usage_answer(typed) == expected
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "jobs",
+        "status staging",
+        "cancel",
+        "envs staging",
+        "refresh",
+        "refresh staging tomorrow",
+        "refresh staging at",
+        "refresh staging at 2031-01-01T00:00Z x",
+        "refresh staging at tomorrow",
+        "refresh staging at 2031-01-01",
+        "jobs a/b",
+        "cancel staging -x",
+        "nuke",
+        "list staging",
+    ],
+)
+def test_one_usage_line_and_one_pointer_to_help_per_error(typed: str) -> None:
+    shown = usage_answer(typed)
+    assert shown.count("Usage:") + shown.count("/sandbox help") == 1, shown
+    assert "Try " not in shown
+
+
+def test_a_time_in_the_past_is_shown_in_the_readers_time_zone_not_against_now_in_utc() -> None:
+    now = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+    shown = usage_answer("refresh staging at 2030-01-01T13:00+02:00", now=now)
+    at = datetime(2030, 1, 1, 11, 0, tzinfo=UTC)
+    assert shown == (
+        ":information_source: &lt;time&gt; `2030-01-01T13:00+02:00` is not in the future. "
+        f"That is {blocks.slack_date(at)} in your time zone.\n"
+        "Usage: `/sandbox refresh &lt;env&gt; [at &lt;time&gt;]`"
+    )
+    assert "now:" not in shown
+
+
+def test_unreachable_zuora_names_no_setting() -> None:
+    message = blocks.zuora_error(ZuoraUnavailableError(operation="o"), CANCEL_X)
+    assert "could not reach Zuora" in json.dumps(message.blocks)
+    assert "sandbox-bot check --online" in json.dumps(message.blocks)
 
 
 def test_usage_error_shows_escaped_usage_line() -> None:
@@ -235,7 +387,11 @@ def test_every_mrkdwn_text_is_verbatim_so_bare_here_and_channel_are_not_parsed()
         blocks.job_card(job, ENV, requested_by="U1", track_id="t", note="n", warning="w"),
         blocks.job_list([job], ENV, track_id="t"),
         blocks.zuora_error(ZuoraServerError(operation="o", status=500), CANCEL_X),
-        blocks.refusal("U1", reason="r", granted_by=[]),
+        blocks.refusal("U1", reason="r", ask=Grantors(users=("U0ALICE1",))),
+        blocks.refresh_confirmation(
+            ENV, None, value="v", block_id="b", expires=datetime(2030, 1, 1, tzinfo=UTC)
+        ),
+        blocks.refresh_not_possible(ENV, None, TestEnvironment(environment_type="TEST")),
     ]
     objects = [obj for message in messages for obj in _mrkdwn_objects(message.blocks)]
     assert objects
@@ -250,3 +406,137 @@ def test_ids_from_zuora_that_fail_the_id_rule_get_no_buttons_instead_of_an_error
     listing = blocks.job_list([odd], ENV, track_id=None)
     assert_valid_blocks(listing.blocks)
     assert "accessory" not in json.dumps(listing.blocks)
+
+
+# -- refresh: the confirmation tells this environment's truth ----------------------------------------------------
+
+ISSUED = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+LAST = ISSUED - timedelta(days=3)
+
+
+def confirmation(at: datetime | None = None, **kwargs: object) -> blocks.Message:
+    return blocks.refresh_confirmation(
+        ENV,
+        at,
+        value='{"env":"x","at":null}',
+        block_id="refresh:U1:1:0123abcd",
+        expires=ISSUED + timedelta(minutes=10),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def first_text(message: blocks.Message) -> str:
+    text: str = message.blocks[0]["text"]["text"]
+    return text
+
+
+def button_labels(message: blocks.Message) -> list[str]:
+    return [
+        element["text"]["text"]
+        for block in message.blocks
+        if block["type"] == "actions"
+        for element in block["elements"]
+    ]
+
+
+def test_confirmation_names_a_central_sandbox_its_limit_and_its_dates() -> None:
+    environment = TestEnvironment(
+        environment_type="TEST",
+        last_refresh_time=ISSUED - timedelta(days=40),
+        next_refresh_time=ISSUED - timedelta(days=12),
+    )
+    message = confirmation(environment=environment)
+    assert_valid_blocks(message.blocks)
+    assert first_text(message) == (
+        ":warning: Refresh *staging* (`0123456789abcdef0123456789abcdef`) now?\n"
+        "A refresh replaces everything in this sandbox (data, configuration, users' work) with a fresh copy "
+        "from production. It cannot be undone once it reaches its reset stage.\n"
+        "This is a *Central Sandbox*: Zuora allows one refresh every *28 days*. "
+        f"Last refreshed {blocks.slack_date(ISSUED - timedelta(days=40))}; "
+        f"next refresh possible {blocks.slack_date(ISSUED - timedelta(days=12))}."
+    )
+    assert button_labels(message) == ["Refresh now", "Don't refresh"]
+
+
+def test_confirmation_of_a_developer_sandbox_names_its_14_days() -> None:
+    possible = LAST + timedelta(days=14)
+    environment = TestEnvironment(
+        environment_type="DEVELOPER", last_refresh_time=LAST, next_refresh_time=possible
+    )
+    message = confirmation(possible + timedelta(hours=1), environment=environment)
+    assert "This is a *Developer Sandbox*: Zuora allows one refresh every *14 days*." in first_text(
+        message
+    )
+    assert f"next refresh possible {blocks.slack_date(possible)}" in first_text(message)
+    assert button_labels(message) == ["Schedule refresh", "Don't refresh"]
+
+
+@pytest.mark.parametrize(
+    ("environment_type", "expected"),
+    [
+        ("ENTERPRISE", "Zuora gives its type as `ENTERPRISE`. Zuora allows one refresh per period"),
+        ("<!channel>`x", "Zuora gives its type as `&lt;!channel&gt;'x`."),
+        (None, "Zuora allows one refresh per period: every *28 days* for a Central Sandbox"),
+    ],
+)
+def test_confirmation_of_another_type_quotes_it_with_the_general_rule(
+    environment_type: str | None, expected: str
+) -> None:
+    message = confirmation(environment=TestEnvironment(environment_type=environment_type))
+    assert_valid_blocks(message.blocks)
+    assert expected in first_text(message)
+    assert "<!channel>" not in json.dumps(message.blocks)
+
+
+def test_confirmation_without_the_environment_is_generic_and_says_the_limit_was_not_checked() -> (
+    None
+):
+    error = ZuoraServerError(operation="getTestEnvironment", status=500)
+    message = confirmation(unchecked=error)
+    assert_valid_blocks(message.blocks)
+    text = first_text(message)
+    assert text.endswith(
+        "Zuora allows one refresh per period: every *28 days* for a Central Sandbox (14 for a Developer Sandbox).\n"
+        f":grey_question: The bot could not read this environment from Zuora just now ({error.summary}, "
+        "HTTP 500), so it could not check its type and when its next refresh is possible. If it is too "
+        "soon, Zuora refuses when you confirm and says when."
+    )
+    assert button_labels(message) == ["Refresh now", "Don't refresh"]
+
+
+def test_a_refresh_zuora_would_refuse_says_when_it_is_possible_and_offers_no_button() -> None:
+    possible = LAST + timedelta(days=14)
+    environment = TestEnvironment(
+        environment_type="DEVELOPER", last_refresh_time=LAST, next_refresh_time=possible
+    )
+    message = blocks.refresh_not_possible(ENV, None, environment)
+    assert_valid_blocks(message.blocks)
+    assert button_labels(message) == []
+    assert first_text(message) == (
+        ":no_entry: Zuora will not refresh *staging* (`0123456789abcdef0123456789abcdef`) now: too soon "
+        "after its last refresh.\n"
+        "This is a *Developer Sandbox*: Zuora allows one refresh every *14 days*. "
+        f"Last refreshed {blocks.slack_date(LAST)}; next refresh possible {blocks.slack_date(possible)}.\n"
+        "To refresh it then or later, schedule it: `/sandbox refresh staging at &lt;time&gt;`."
+    )
+    assert (
+        message.text
+        == "Zuora will not refresh staging (0123456789abcdef0123456789abcdef) now: too soon after its last refresh."
+    )
+    assert "No refresh was requested." in json.dumps(message.blocks)
+
+
+def test_a_scheduled_refresh_zuora_would_refuse_names_both_times() -> None:
+    possible = LAST + timedelta(days=28)
+    at = possible - timedelta(days=1)
+    environment = TestEnvironment(
+        environment_type="TEST", last_refresh_time=LAST, next_refresh_time=possible
+    )
+    message = blocks.refresh_not_possible(EnvRef(ENV.id, None), at, environment)
+    text = first_text(message)
+    assert text.startswith(
+        f":no_entry: Zuora will not refresh `{ENV.id}` at {blocks.slack_date(at)}: too soon"
+    )
+    assert f"next refresh possible {blocks.slack_date(possible)}" in text
+    assert f"`/sandbox refresh {ENV.id} at &lt;time&gt;`" in text
+    assert button_labels(message) == []

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from bot import blocks
 from bot.commands import Cancel, EnvRef, Envs, Jobs, Refresh, Status, UsageError, parse
+from bot.permissions import Grantors
 from bot.zuora.errors import (
     Reason,
     ZuoraPermissionError,
@@ -102,12 +103,13 @@ commands = st.sampled_from(
 )
 
 
-def assert_safe(message: blocks.Message) -> None:
-    """Valid Block Kit, and nothing outside text can mention, link or ping."""
+def assert_safe(message: blocks.Message, *, mentions: frozenset[str] = frozenset()) -> None:
+    """Valid Block Kit, and nothing outside text can mention, link or ping (`mentions`: the ones the bot
+    itself makes, e.g. `@U…` and `!subteam^S…`)."""
     assert_valid_blocks(message.blocks)
     shown = json.dumps(message.blocks, ensure_ascii=False) + message.text
     control = re.findall(r"<([!@#][^>]*|https?:[^>]*)>", shown)
-    allowed = {f"@{ACTOR}"}
+    allowed = {f"@{ACTOR}", *mentions}
     assert all(c in allowed or c.startswith("!date^") for c in control), control
     assert len(message.text) <= 4000
 
@@ -153,6 +155,56 @@ def test_error_messages_and_audit_lines(error: Any, command: Any, read_back: Job
 @given(text=hostile, aliases=st.dictionaries(hostile, ids, max_size=5))
 def test_usage_errors_from_anything_typed(text: str, aliases: dict[str, str]) -> None:
     try:
-        parse(text, aliases)
+        parse(text, aliases, now=datetime(2030, 1, 1, tzinfo=UTC))
     except UsageError as error:
-        assert_safe(blocks.usage_error(error))
+        message = blocks.usage_error(error)
+        assert_safe(message)
+        # Said once: one usage line, or one pointer to the help, never both nor either twice.
+        shown = message.blocks[0]["text"]["text"]
+        assert shown.count("Usage:") + shown.count("/sandbox help` to see") == 1
+
+
+@fuzz
+@given(
+    environment=environments,
+    at=times,
+    error=st.none() | errors,
+    alias=st.none() | hostile,
+)
+def test_refresh_confirmations_and_refusals_of_any_environment(
+    environment: TestEnvironment, at: datetime | None, error: Any, alias: str | None
+) -> None:
+    env = EnvRef(ENV.id, alias)
+    expires = datetime(2030, 1, 1, tzinfo=UTC)
+    checked = None if error is not None else environment
+    assert_safe(
+        blocks.refresh_confirmation(
+            env, at, value="v", block_id="b", expires=expires, environment=checked, unchecked=error
+        )
+    )
+    assert_safe(blocks.refresh_not_possible(env, at, environment))
+
+
+user_ids = st.from_regex(r"[UW][A-Z0-9]{2,20}", fullmatch=True)
+group_ids = st.from_regex(r"S[A-Z0-9]{2,20}", fullmatch=True)
+
+
+@fuzz
+@given(
+    users=st.lists(user_ids | hostile, max_size=15),
+    groups=st.lists(group_ids | hostile, max_size=8),
+    access_help=st.none() | hostile,
+    allowed=st.booleans(),
+)
+def test_refusals_and_help_name_only_the_ids_they_were_given(
+    users: list[str], groups: list[str], access_help: str | None, allowed: bool
+) -> None:
+    ask = Grantors(tuple(users), tuple(groups), access_help)
+    mentions = frozenset(
+        [f"@{u}" for u in users if re.fullmatch(r"[UW][A-Z0-9]{2,20}", u)]
+        + [f"!subteam^{g}" for g in groups if re.fullmatch(r"S[A-Z0-9]{2,20}", g)]
+    )
+    assert_safe(
+        blocks.refusal(ACTOR, reason="You are not on the list.", ask=ask), mentions=mentions
+    )
+    assert_safe(blocks.help_message(allowed=allowed, usage="u", ask=ask), mentions=mentions)

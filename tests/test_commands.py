@@ -272,7 +272,8 @@ def test_missing_argument(text: str, argument: str, sub: str) -> None:
     err = error(text)
     assert (err.argument, err.subcommand) == (argument, sub)
     assert escape_mrkdwn(argument) in err.message
-    assert usage_line(sub) in err.message
+    # The usage line is the reply's to add, once (bot.blocks.usage_error): the message does not repeat it.
+    assert "Usage" not in err.message and usage_line(sub) not in err.message
 
 
 @pytest.mark.parametrize(
@@ -290,7 +291,34 @@ def test_extra_arguments(text: str, extra: str, sub: str) -> None:
     err = error(text)
     assert (err.argument, err.subcommand) == (ARG_EXTRA, sub)
     assert f"`{extra}`" in err.message
-    assert usage_line(sub) in err.message
+    assert "Usage" not in err.message and usage_line(sub) not in err.message
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("jobs", "Missing &lt;env&gt;."),
+        ("cancel staging", "Missing &lt;job&gt;."),
+        ("refresh", "Missing &lt;env&gt;."),
+        ("refresh staging at", "Missing &lt;time&gt; after `at`."),
+        (
+            "refresh staging soon",
+            "Unexpected `soon`: to schedule the refresh, write `at &lt;time&gt;`.",
+        ),
+        ("envs staging", "Too many arguments: `staging` is extra."),
+        (
+            "nuke",
+            "Unknown subcommand `nuke`. Valid subcommands: help, envs, jobs, status, cancel, refresh.",
+        ),
+        (
+            "refresh staging at 2029-12-31T23:00Z",
+            "&lt;time&gt; `2029-12-31T23:00Z` is not in the future.",
+        ),
+    ],
+)
+def test_usage_error_messages_say_it_once(text: str, message: str) -> None:
+    """Pinned: what is wrong, in one sentence; no usage line, no "Try /sandbox help", no time in UTC."""
+    assert error(text).message == message
 
 
 def test_usage_line_is_escaped() -> None:
@@ -393,6 +421,9 @@ def test_refresh_time_must_be_in_the_future(time: str) -> None:
     err = error(f"refresh staging at {time}")
     assert err.argument == ARG_TIME
     assert "future" in err.message
+    # No "now: <UTC>": the time goes to the reply, which shows it in the reader's time zone.
+    assert "now" not in err.message
+    assert err.time == datetime.fromisoformat(time.replace("Z", "+00:00"))
 
 
 def test_refresh_time_just_after_now_is_accepted() -> None:
@@ -573,6 +604,10 @@ def test_decode_refresh_value_refuses_a_time_that_has_passed() -> None:
     with pytest.raises(UsageError) as info:
         decode_refresh_value(value, now=NOW)
     assert (info.value.argument, info.value.subcommand) == (ARG_TIME, "refresh")
+    # No UTC time quoted (the confirmation it came from shows the time in the reader's zone).
+    assert info.value.message == (
+        "The time this refresh was scheduled for has passed: ask again with a later time."
+    )
     assert decode_refresh_value(value, now=NOW - timedelta(seconds=1)) == (STAGING, NOW)
     assert decode_refresh_value(encode_refresh_value(STAGING, None), now=NOW) == (STAGING, None)
 

@@ -81,6 +81,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.sandbox_notify_channel is None
     assert settings.sandbox_allowed_users == ()
     assert settings.sandbox_allowed_usergroups == ()
+    assert settings.sandbox_access_help is None
     assert settings.sandbox_watch_environments == ()
     assert dict(settings.aliases) == {}
     assert settings.socket_mode is False
@@ -101,6 +102,7 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
             "ZUORA_GZIP_REQUESTS": "true",
             "SANDBOX_ALLOWED_USERS": "U0AAA111,W0BBB222",
             "SANDBOX_ALLOWED_USERGROUPS": "S0PLATFORM,S0OPS",
+            "SANDBOX_ACCESS_HELP": "  Ask in #platform-help.  ",
             "SANDBOX_ENVIRONMENTS": f"staging={ENV_A},uat={ENV_B}",
             "SANDBOX_NOTIFY_CHANNEL": "C0AUDITLOG",
             "SANDBOX_POLL_SECONDS": "5",
@@ -128,6 +130,7 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.zuora_gzip_requests is True
     assert s.sandbox_allowed_users == ("U0AAA111", "W0BBB222")
     assert s.sandbox_allowed_usergroups == ("S0PLATFORM", "S0OPS")
+    assert s.sandbox_access_help == "Ask in #platform-help."
     assert dict(s.aliases) == {"staging": ENV_A, "uat": ENV_B}
     assert s.sandbox_notify_channel == "C0AUDITLOG"
     assert s.sandbox_poll_seconds == 5
@@ -439,6 +442,11 @@ def test_empty_environment_names_every_required_variable(monkeypatch: pytest.Mon
         ("ZUORA_GZIP_REQUESTS", "maybe"),
         ("SANDBOX_ALLOWED_USERS", "U0AAA111,S0GROUP"),
         ("SANDBOX_ALLOWED_USERGROUPS", "U0AAA111"),
+        ("SANDBOX_ACCESS_HELP", "Ask in #platform-help.\nOr DM the on-call."),
+        ("SANDBOX_ACCESS_HELP", "Ask\rhere"),
+        ("SANDBOX_ACCESS_HELP", "Ask\u2028here"),
+        ("SANDBOX_ACCESS_HELP", "Ask\there"),
+        ("SANDBOX_ACCESS_HELP", "x" * 301),
         ("SANDBOX_ENVIRONMENTS", "staging"),
         ("SANDBOX_ENVIRONMENTS", f"9staging={ENV_A}"),
         ("SANDBOX_ENVIRONMENTS", "staging=not/an/id"),
@@ -458,6 +466,34 @@ def test_one_problem_naming_the_variable(
     problems = problems_for(monkeypatch, **{variable: value})
     assert len(problems) == 1, problems
     assert variable_of(problems[0]) == variable, problems
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_blank_access_help_means_the_default(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    setenv(monkeypatch, {**MINIMAL, "SANDBOX_ACCESS_HELP": value})
+    assert load_settings(env_file=None).sandbox_access_help is None
+
+
+def test_access_help_may_be_300_characters_of_any_language(monkeypatch: pytest.MonkeyPatch) -> None:
+    sentence = "Frag in #plattform-hilfe nach, bitte. " + "é" * 262
+    assert len(sentence) == 300
+    setenv(monkeypatch, {**MINIMAL, "SANDBOX_ACCESS_HELP": sentence})
+    assert load_settings(env_file=None).sandbox_access_help == sentence
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("Ask in #help.\nOr DM us.", "one line"),
+        ("x" * 301 + "SECRET-LOOKING", "at most 300 characters"),
+    ],
+)
+def test_access_help_problems_say_what_is_expected_and_do_not_echo_it(
+    monkeypatch: pytest.MonkeyPatch, value: str, says: str
+) -> None:
+    [problem] = problems_for(monkeypatch, SANDBOX_ACCESS_HELP=value)
+    assert problem.startswith("SANDBOX_ACCESS_HELP: ") and says in problem
+    assert "Ask in" not in problem and "SECRET-LOOKING" not in problem and "xxxx" not in problem
 
 
 def test_duplicate_alias_problem_says_so(monkeypatch: pytest.MonkeyPatch) -> None:

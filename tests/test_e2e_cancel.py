@@ -171,6 +171,9 @@ async def test_user_not_allowed_is_refused_and_audited(
     answer = await reply_to(slack, CHANNEL, STRANGER, "Refresh Central Sandbox")
     assert answer.ephemeral_for == STRANGER
     assert "<!subteam^S0PLATFORM>" in text_of(answer)
+    # Whom to ask: the listed user and the group, as mentions; never a variable's name, nor a count.
+    assert f"To get it, ask <@{ALLOWED}> or a member of <!subteam^S0PLATFORM>." in text_of(answer)
+    assert "SANDBOX_" not in text_of(answer) and "listed user" not in text_of(answer)
     assert api_calls(zuora) == []
     refusals = [
         r for r in caplog.records if r.name == "sandbox_bot.audit" and r.getMessage() == "refused"
@@ -195,7 +198,9 @@ async def test_nobody_is_allowed_without_an_allowlist(
 ) -> None:
     bot = await start_bot(sandbox_allowed_users=None, sandbox_allowed_usergroups=None)
     await slack.send_command(bot.events_url, f"cancel staging {JOB_CANCELLABLE}", ALLOWED, CHANNEL)
-    await reply_to(slack, CHANNEL, ALLOWED, "Nobody is allowed yet")
+    answer = await reply_to(slack, CHANNEL, ALLOWED, "Nobody is allowed yet")
+    assert "Ask whoever runs this bot in your workspace to grant it." in text_of(answer)
+    assert "SANDBOX_" not in text_of(answer)
     assert api_calls(zuora) == []
 
 

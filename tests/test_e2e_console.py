@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -23,12 +23,13 @@ from bot.sim.zuora_seed import (
     JOB_STAGING_COMPLETED,
 )
 from tests.blockkit import assert_valid_blocks
-from tests.conftest import ALLOWED, CHANNEL, GROUP_MEMBER, NOTIFY, STRANGER, StartBot
+from tests.conftest import ALLOWED, CHANNEL, GROUP, GROUP_MEMBER, NOTIFY, STRANGER, StartBot
 from tests.e2e import action_values, api_calls, reply_to, text_of, until_handled, zuora_calls
 
 pytestmark = pytest.mark.usefixtures("no_secrets_logged")
 
 CREATE = "createTestEnvironmentJob"
+READ_ENV = "getTestEnvironment"
 QA_ALIASES = f"staging={ENV_STAGING},uat={ENV_UAT},qa={ENV_QA},dev={ENV_DEV}"
 
 
@@ -179,8 +180,18 @@ async def test_refresh_asks_for_confirmation_before_calling_zuora(
     assert confirmation.message.ephemeral_for == ALLOWED
     assert_valid_blocks(confirmation.message.blocks)
     shown = text_of(confirmation.message)
-    for expected in ("qa", ENV_QA, "28 days", "replaces everything", "sandbox_refresh_abort"):
+    for expected in (
+        "qa",
+        ENV_QA,
+        "This is a *Central Sandbox*: Zuora allows one refresh every *28 days*.",
+        "replaces everything",
+        "sandbox_refresh_abort",
+        "Refresh now",
+    ):
         assert expected in shown
+    # Zuora was read (the type and the dates), not asked to do anything.
+    (read,) = zuora_calls(zuora, READ_ENV)
+    assert read.path == f"/test-environments/{ENV_QA}"
     assert zuora_calls(zuora, CREATE) == []
 
     await confirmation.click()
@@ -261,12 +272,77 @@ async def test_confirmation_expires_after_ten_minutes(
 async def test_refresh_within_the_period_says_when_the_next_is_possible(
     qa_bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
 ) -> None:
+    """Zuora could not be read before the confirmation (so it was offered, with the generic limit, saying it
+    was not checked); the click gets Zuora's 403, and the answer says when the next refresh is possible."""
+    zuora.inject("status", operation=READ_ENV, status=500)
     confirmation = await ask_refresh(qa_bot, slack, "refresh dev")
+    shown = text_of(confirmation.message)
+    assert "every *28 days* for a Central Sandbox (14 for a Developer Sandbox)" in shown
+    assert "could not check its type and when its next refresh is possible" in shown
     await confirmation.click()
     answer = await reply_to(slack, CHANNEL, ALLOWED, "Could not refresh")
     shown = text_of(answer)
     assert "HTTP 403" in shown and "next refresh is possible <!date^" in shown
     assert len(zuora_calls(zuora, CREATE)) == 1
+
+
+def next_possible(zuora: ZuoraSimulator, env_id: str) -> datetime:
+    return datetime.fromisoformat(zuora.environment(env_id)["nextRefreshTime"])
+
+
+async def test_refresh_confirmation_for_an_environment_zuora_will_refuse_shows_the_date_and_no_refresh_now(
+    qa_bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator, clock: ManualClock
+) -> None:
+    """dev, a Developer Sandbox, was refreshed 3 days ago: Zuora allows the next one in 11 days."""
+    possible = next_possible(zuora, ENV_DEV)
+    assert possible > clock.now()
+    await slack.send_command(qa_bot.events_url, "refresh dev", ALLOWED, CHANNEL)
+    answer = await reply_to(slack, CHANNEL, ALLOWED, "will not refresh")
+    await until_handled(slack, qa_bot, "refresh")
+    assert answer.ephemeral_for == ALLOWED
+    assert_valid_blocks(answer.blocks)
+    shown = text_of(answer)
+    assert f"next refresh possible <!date^{int(possible.timestamp())}^" in shown
+    assert "This is a *Developer Sandbox*: Zuora allows one refresh every *14 days*." in shown
+    assert "`/sandbox refresh dev at &lt;time&gt;`" in shown
+    assert not any(
+        b["type"] == "actions" for b in answer.blocks
+    )  # no Refresh now, nothing to click
+    assert "Refresh now" not in shown
+    assert len(zuora_calls(zuora, READ_ENV)) == 1
+    assert zuora_calls(zuora, CREATE) == []
+
+
+async def test_a_refresh_scheduled_for_when_zuora_allows_it_is_offered_and_accepted(
+    qa_bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
+) -> None:
+    possible = next_possible(zuora, ENV_DEV)
+    confirmation = await ask_refresh(qa_bot, slack, f"refresh dev at {possible:%Y-%m-%dT%H:%M:%SZ}")
+    shown = text_of(confirmation.message)
+    assert "Schedule refresh" in shown and "Refresh now" not in shown
+    assert "*Developer Sandbox*" in shown
+    await confirmation.click()
+    await reply_to(slack, CHANNEL, ALLOWED, "SCHEDULED")
+    (request,) = zuora_calls(zuora, CREATE)
+    assert request.body["scheduledRefreshTime"].startswith(f"{possible:%Y-%m-%dT%H:%M:%S}")
+
+
+async def test_a_refresh_scheduled_before_zuora_allows_it_says_when_and_offers_nothing(
+    qa_bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
+) -> None:
+    possible = next_possible(zuora, ENV_DEV)
+    at = possible - timedelta(minutes=1)
+    await slack.send_command(
+        qa_bot.events_url, f"refresh dev at {at:%Y-%m-%dT%H:%M:%SZ}", ALLOWED, CHANNEL
+    )
+    answer = await reply_to(slack, CHANNEL, ALLOWED, "will not refresh")
+    await until_handled(slack, qa_bot, "refresh")
+    shown = text_of(answer)
+    assert f"at <!date^{int(at.timestamp())}^" in shown
+    assert f"next refresh possible <!date^{int(possible.timestamp())}^" in shown
+    assert action_values(answer, "sandbox_refresh_confirm") == []
+    assert action_values(answer, "sandbox_refresh_abort") == []
+    assert zuora_calls(zuora, CREATE) == []
 
 
 # -- followed job cards --------------------------------------------------------------------------------------------
@@ -368,6 +444,32 @@ async def test_help_lists_commands_with_configured_aliases_for_allowed_users(
     await slack.send_command(bot.events_url, "", STRANGER, CHANNEL)
     refusal = await reply_to(slack, CHANNEL, STRANGER, "only `/sandbox help`")
     assert "cancel &lt;env&gt;" not in text_of(refusal)
+    # Whom to ask, as mentions; no configuration variable's name.
+    assert f"To get it, ask <@{ALLOWED}> or a member of <!subteam^{GROUP}>." in text_of(refusal)
+    assert "SANDBOX_" not in text_of(refusal)
+    assert api_calls(zuora) == []
+
+
+async def test_a_usage_error_says_each_thing_once(
+    bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator, clock: ManualClock
+) -> None:
+    await slack.send_command(bot.events_url, "jobs", ALLOWED, CHANNEL)
+    missing = await reply_to(slack, CHANNEL, ALLOWED, "Missing")
+    assert missing.blocks[0]["text"]["text"] == (
+        ":information_source: Missing &lt;env&gt;.\nUsage: `/sandbox jobs &lt;env&gt;`"
+    )
+    await slack.send_command(bot.events_url, "nuke", ALLOWED, CHANNEL)
+    unknown = await reply_to(slack, CHANNEL, ALLOWED, "Unknown subcommand")
+    assert text_of(unknown).count("/sandbox help") == 1
+    past = clock.now() - timedelta(hours=1)
+    await slack.send_command(
+        bot.events_url, f"refresh staging at {past:%Y-%m-%dT%H:%M:%SZ}", ALLOWED, CHANNEL
+    )
+    answer = await reply_to(slack, CHANNEL, ALLOWED, "not in the future")
+    # The time in the reader's time zone, not "now: <UTC>".
+    assert f"That is <!date^{int(past.timestamp())}^" in text_of(answer)
+    assert "now:" not in text_of(answer)
+    assert text_of(answer).count("Usage:") == 1
     assert api_calls(zuora) == []
 
 

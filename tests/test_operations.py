@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,7 +21,7 @@ from bot.outcomes import (
     ZuoraFailed,
     metric_of,
 )
-from bot.permissions import Decision
+from bot.permissions import Decision, Grantors
 from bot.zuora.errors import Reason, ZuoraRejectedError, ZuoraServerError
 from bot.zuora.models import Job, TestEnvironment
 
@@ -33,12 +34,23 @@ NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 
 class FakeZuora:
     """Records every call; answers with `answer` (a Job, or an exception to raise). `hold`, when set, keeps
-    calls waiting until it is set again (to stage two submits at once)."""
+    calls waiting until it is set again (to stage two submits at once).
+
+    `get_test_environment` answers with `environment` (or raises it) and is recorded in `environment_reads`
+    only, so `calls` keeps what was asked of the jobs (a refresh's confirmation reads the environment)."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
         self.answer: Job | Exception = Job(id=JOB, status="CANCELLING", jobType="REFRESH")
         self.hold: asyncio.Event | None = None
+        # A Central Sandbox last refreshed 40 days before NOW: a refresh is possible.
+        self.environment: TestEnvironment | Exception = TestEnvironment(
+            id=ENV,
+            environmentType="TEST",
+            lastRefreshTime=NOW - timedelta(days=40),
+            nextRefreshTime=NOW - timedelta(days=12),
+        )
+        self.environment_reads: list[str] = []
 
     async def _answer(self, name: str, *args: Any) -> Any:
         self.calls.append((name, args))
@@ -62,6 +74,12 @@ class FakeZuora:
         await self._answer("envs")
         return []
 
+    async def get_test_environment(self, env_id: str, *, track_id: str) -> TestEnvironment:
+        self.environment_reads.append(env_id)
+        if isinstance(self.environment, Exception):
+            raise self.environment
+        return self.environment
+
     async def create_refresh_job(
         self, env_id: str, *, scheduled_at: datetime | None, track_id: str
     ) -> Job:
@@ -70,7 +88,7 @@ class FakeZuora:
 
 class FakePermissions:
     def __init__(self) -> None:
-        self.granted_by = [f"<@{OPERATOR}>"]
+        self.grantors = Grantors(users=(OPERATOR,), groups=("S0PLATFORM",))
 
     async def check(self, user_id: str) -> Decision:
         if user_id == OPERATOR:
@@ -144,7 +162,21 @@ async def test_an_outsider_is_refused_before_zuora(
     outcome = await ops.command(OUTSIDER, text)
     assert isinstance(outcome, Refused) and metric_of(outcome) == "refused"
     assert blocks.PERMISSION in outcome.message.blocks[0]["text"]["text"]
-    assert zuora.calls == []
+    assert zuora.calls == [] and zuora.environment_reads == []
+
+
+async def test_a_refusal_says_whom_to_ask(ops: Operations) -> None:
+    outcome = await ops.command(OUTSIDER, f"cancel staging {JOB}")
+    assert isinstance(outcome, Refused)
+    assert outcome.message.blocks[0]["text"]["text"].endswith(
+        "You are not on the list.\n"
+        f"To get it, ask <@{OPERATOR}> or a member of <!subteam^S0PLATFORM>."
+    )
+    helped = await ops.command(OUTSIDER, "help")
+    assert isinstance(helped, Told)
+    assert helped.message.blocks[0]["text"]["text"].endswith(
+        f"To get it, ask <@{OPERATOR}> or a member of <!subteam^S0PLATFORM>."
+    )
 
 
 async def test_help_is_open_to_everyone_and_calls_nothing(
@@ -198,7 +230,7 @@ async def test_refresh_asks_first_then_starts_exactly_once(
 ) -> None:
     asked = await ops.command(OPERATOR, "refresh staging")
     assert isinstance(asked, NeedsConfirmation)
-    assert zuora.calls == []
+    assert zuora.calls == [] and zuora.environment_reads == [ENV]  # read, nothing asked of it
     zuora.answer = Job(id="j-new", status="QUEUED", jobType="REFRESH")
     click = await confirmation(ops)
     started = await ops.click_refresh_confirm(click)
@@ -273,3 +305,115 @@ def test_the_authorisation_matrix_covers_every_subcommand_and_every_action() -> 
 
     actions = {v for k, v in vars(blocks).items() if k.startswith("ACTION_")}
     assert set(BUTTONS) | {"sandbox_refresh_abort"} == actions  # abort never calls Zuora
+
+
+# -- refresh: the confirmation tells the truth before the click ------------------------------------------------
+
+
+def shown(outcome: object) -> str:
+    assert isinstance(outcome, Told | NeedsConfirmation)
+    return json.dumps(outcome.message.blocks)
+
+
+def buttons(outcome: Told | NeedsConfirmation) -> list[str]:
+    return [
+        element["text"]["text"]
+        for block in outcome.message.blocks
+        if block["type"] == "actions"
+        for element in block["elements"]
+    ]
+
+
+def too_soon(zuora: FakeZuora, possible_from: datetime) -> None:
+    zuora.environment = TestEnvironment(
+        id=ENV,
+        environmentType="DEVELOPER",
+        lastRefreshTime=possible_from - timedelta(days=14),
+        nextRefreshTime=possible_from,
+    )
+
+
+async def test_refresh_confirmation_names_this_environments_type_and_limit(
+    ops: Operations, zuora: FakeZuora
+) -> None:
+    asked = await ops.command(OPERATOR, "refresh staging")
+    assert isinstance(asked, NeedsConfirmation)
+    assert "This is a *Central Sandbox*: Zuora allows one refresh every *28 days*." in shown(asked)
+    assert buttons(asked) == ["Refresh now", "Don't refresh"]
+
+
+async def test_refresh_confirmation_for_an_environment_zuora_will_refuse_shows_the_date_and_no_refresh_now(
+    ops: Operations, zuora: FakeZuora
+) -> None:
+    possible = NOW + timedelta(days=11)
+    too_soon(zuora, possible)
+    told = await ops.command(OPERATOR, "refresh staging")
+    assert isinstance(told, Told) and not told.replace
+    assert buttons(told) == []  # no Refresh now, nothing to confirm
+    assert "will not refresh" in shown(told) and blocks.slack_date(possible) in shown(told)
+    assert "*Developer Sandbox*" in shown(told) and "*14 days*" in shown(told)
+    assert zuora.calls == []
+
+
+@pytest.mark.parametrize("after", [timedelta(0), timedelta(seconds=1), timedelta(days=3)])
+async def test_a_refresh_scheduled_from_the_next_possible_time_on_is_still_offered(
+    ops: Operations, zuora: FakeZuora, after: timedelta
+) -> None:
+    possible = NOW + timedelta(days=11)
+    too_soon(zuora, possible)
+    at = possible + after
+    asked = await ops.command(OPERATOR, f"refresh staging at {at:%Y-%m-%dT%H:%M:%SZ}")
+    assert isinstance(asked, NeedsConfirmation)
+    assert buttons(asked) == ["Schedule refresh", "Don't refresh"]
+    assert f"next refresh possible {blocks.slack_date(possible)}" in shown(asked)
+    zuora.answer = Job(id="j-new", status="SCHEDULED", jobType="REFRESH")
+    (actions,) = [b for b in asked.message.blocks if b["type"] == "actions"]
+    click = Click(OPERATOR, actions["elements"][0]["value"], actions["block_id"])
+    assert isinstance(await ops.click_refresh_confirm(click), JobActed)
+    assert zuora.calls == [("create", (ENV, at))]
+
+
+async def test_a_refresh_scheduled_before_the_next_possible_time_says_when_and_offers_nothing(
+    ops: Operations, zuora: FakeZuora
+) -> None:
+    possible = NOW + timedelta(days=11)
+    too_soon(zuora, possible)
+    at = possible - timedelta(seconds=1)
+    told = await ops.command(OPERATOR, f"refresh staging at {at:%Y-%m-%dT%H:%M:%SZ}")
+    assert isinstance(told, Told)
+    assert buttons(told) == []
+    assert f"at {blocks.slack_date(at)}" in shown(told)
+    assert f"next refresh possible {blocks.slack_date(possible)}" in shown(told)
+    assert zuora.calls == []
+
+
+async def test_a_refresh_possible_since_a_moment_ago_is_offered(
+    ops: Operations, zuora: FakeZuora
+) -> None:
+    too_soon(zuora, NOW)
+    asked = await ops.command(OPERATOR, "refresh staging")
+    assert isinstance(asked, NeedsConfirmation) and buttons(asked)[0] == "Refresh now"
+
+
+async def test_an_environment_never_refreshed_is_offered(ops: Operations, zuora: FakeZuora) -> None:
+    zuora.environment = TestEnvironment(id=ENV, environmentType="TEST")
+    asked = await ops.command(OPERATOR, "refresh staging")
+    assert isinstance(asked, NeedsConfirmation) and buttons(asked)[0] == "Refresh now"
+
+
+async def test_when_zuora_cannot_be_read_the_generic_confirmation_says_the_limit_was_not_checked(
+    ops: Operations, zuora: FakeZuora
+) -> None:
+    zuora.environment = ZuoraServerError(
+        operation="getTestEnvironment", status=500, track_id="sandbox-bot-t2"
+    )
+    asked = await ops.command(OPERATOR, "refresh staging")
+    assert isinstance(asked, NeedsConfirmation)
+    assert buttons(asked) == ["Refresh now", "Don't refresh"]  # the user is not held up
+    assert "every *28 days* for a Central Sandbox (14 for a Developer Sandbox)" in shown(asked)
+    assert "could not check its type and when its next refresh is possible" in shown(asked)
+    assert "HTTP 500" in shown(asked)
+    zuora.answer = Job(id="j-new", status="QUEUED", jobType="REFRESH")
+    (actions,) = [b for b in asked.message.blocks if b["type"] == "actions"]
+    click = Click(OPERATOR, actions["elements"][0]["value"], actions["block_id"])
+    assert isinstance(await ops.click_refresh_confirm(click), JobActed)

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 import pytest
 
-from bot.permissions import Permissions
+from bot.permissions import Grantors, Permissions
 
 ALICE = "U0ALICE01"
 BOB = "U0BOB0002"
@@ -209,6 +209,30 @@ async def test_a_failing_group_does_not_stop_another_from_granting(
     assert "Slack did not answer" in refused.reason
 
 
-def test_granted_by_names_the_groups(lookup: FakeLookup, clock: FakeClock) -> None:
-    perms = permissions(lookup, clock, groups=[PLATFORM, OPS, PLATFORM])
-    assert perms.granted_by == [f"members of <!subteam^{PLATFORM}>", f"members of <!subteam^{OPS}>"]
+def test_grantors_name_the_groups_and_the_listed_users(
+    lookup: FakeLookup, clock: FakeClock
+) -> None:
+    """Whom a refusal says to ask: the groups once each, the users in the configured order (the text is
+    `bot.blocks.whom_to_ask`'s; it used to say "members of <!subteam^…>" and "1 listed user")."""
+    perms = permissions(
+        lookup, clock, users=iter([BOB, ALICE, BOB]), groups=[PLATFORM, OPS, PLATFORM]
+    )
+    assert perms.grantors == Grantors(users=(BOB, ALICE), groups=(PLATFORM, OPS))
+
+
+def test_the_operators_sentence_goes_with_the_grantors(
+    lookup: FakeLookup, clock: FakeClock
+) -> None:
+    perms = Permissions(
+        users=[ALICE], usergroups=(), lookup=lookup, access_help="Ask in #platform-help."
+    )
+    assert perms.grantors == Grantors(users=(ALICE,), access_help="Ask in #platform-help.")
+    blank = Permissions(users=[ALICE], usergroups=(), lookup=lookup, access_help="")
+    assert blank.grantors.access_help is None
+
+
+async def test_users_given_as_an_iterator_are_still_allowed(
+    lookup: FakeLookup, clock: FakeClock
+) -> None:
+    perms = permissions(lookup, clock, users=iter([ALICE]), groups=())
+    assert (await perms.check(ALICE)).allowed
