@@ -20,7 +20,7 @@ from bench.__main__ import main
 from bench.common import ACK_BUDGET, percentile, summarize
 from bench.report import format_table, problems, rows
 
-BENCHMARKS = {"ack_latency", "zuora_client", "memory"}
+BENCHMARKS = {"ack_latency", "zuora_client", "memory", "process"}
 
 
 @pytest.fixture(scope="module")
@@ -129,9 +129,34 @@ def test_problems_name_what_went_wrong(results: dict[str, Any]) -> None:
     assert problems(results) == []
 
 
+def test_the_process_benchmark_measures_both_sides_and_minimal_slack_calls(
+    results: dict[str, Any],
+) -> None:
+    result = results["process"]
+    for burst in result["bursts"].values():
+        for side in ("bot", "bare"):
+            assert burst[side]["not_200"] == 0
+            assert burst[side]["p50"]["median"] <= burst[side]["p99"]["median"]
+    assert result["token_requests"] == 1  # however many commands ran at once
+    assert 0 < result["zuora_connections"] <= result["config"]["pool"]
+    assert result["exit_codes"] == {"bot": 0, "bare": 0}
+    assert result["peak_rss"]["bot"] > 0 and result["startup"]["bot"] > 0
+    # One job's life, QUEUED -> cancel -> CANCELLING -> CANCELLED: the channel card, the notification card,
+    # its audit line, each card edited once to CANCELLED, an end-of-job reply under each; the history once.
+    assert result["lifecycle"]["slack_calls"] == {
+        "chat.postMessage": 5,
+        "chat.update": 2,
+        "conversations.history": 1,
+    }
+    polling = result["polling"]
+    assert polling["by_operation"].keys() == {"getAllJobsOfTestEnvironment"}  # no GET per job
+
+
 def test_table_has_a_row_per_measure(results: dict[str, Any]) -> None:
     table = rows(results)
-    assert {row[0].split()[0] for row in table} == {"ack", "zuora", "memory"}
+    assert {row[0].split()[0] for row in table} == {
+        "ack", "zuora", "memory", "process", "polling", "lifecycle",
+    }  # fmt: skip
     text = format_table(table)
     assert len(text.splitlines()) == len(table) + 2  # header and rule
 
