@@ -28,6 +28,11 @@ def _parser() -> argparse.ArgumentParser:
         "--port", type=int, default=3000, help="console port (default 3000; 0 picks a free one)"
     )
     demo.add_argument("--open", action="store_true", help="open the console in a browser")
+    demo.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show the bot's log and audit lines (INFO) on standard error; without it only warnings",
+    )
     check = sub.add_parser("check", help="validate the configuration and exit 0, or 2 on problems")
     check.add_argument(
         "--online", action="store_true", help="also call Slack auth.test and request a Zuora token"
@@ -125,10 +130,10 @@ def _no_settings_at_all() -> bool:
     return not any(os.environ.get(n) or file_values.get(n) for n in names)
 
 
-def _demo(port: int, open_browser: bool) -> int:
+def _demo(port: int, open_browser: bool, verbose: bool = False) -> int:
     from bot.demo import run_demo
 
-    return run_demo(port=port, open_browser=open_browser)
+    return run_demo(port=port, open_browser=open_browser, verbose=verbose)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -136,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.action == "check":
         return _check(args.online)
     if args.action == "demo":
-        return _demo(args.port, args.open)
+        return _demo(args.port, args.open, args.verbose)
     if args.action is None and _newcomer():
         print(
             "sandbox-bot: no Slack or Zuora settings found, so starting the demo (see README).",

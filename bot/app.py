@@ -37,6 +37,11 @@ def build_slack_client(token: str, api_url: str) -> AsyncWebClient:
     )
 
 
+class _WithoutTokenNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "will be ignored" not in record.getMessage()
+
+
 def _authorize_once(client: AsyncWebClient) -> Callable[..., Awaitable[AuthorizeResult]]:
     """The bot's one identity, from one `auth.test` for the life of the process. Bolt's default for a single
     workspace calls auth.test for every request that arrives before the first call has answered: a burst of
@@ -69,6 +74,11 @@ def build_app(
 ) -> AsyncApp:
     """`signing_secret` None means Socket Mode, where requests come over the app's own WebSocket, unsigned."""
     window = replays or ReplayWindow()
+    bolt_log = logging.getLogger("slack_bolt")
+    quiet = _WithoutTokenNotice()
+    bolt_log.addFilter(
+        quiet
+    )  # the token is the client's, on purpose: Bolt's notice would only confuse
     app = AsyncApp(
         client=client,
         authorize=_authorize_once(client),
@@ -76,8 +86,9 @@ def build_app(
         request_verification_enabled=signing_secret is not None,
         process_before_response=False,
         raise_error_for_unhandled_request=False,
-        logger=logging.getLogger("slack_bolt"),
+        logger=bolt_log,
     )
+    bolt_log.removeFilter(quiet)
 
     @app.middleware
     async def once(

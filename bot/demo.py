@@ -3,18 +3,23 @@
 Everything listens on 127.0.0.1 only, and every token and secret is made up at start with `secrets`,
 so nothing is needed from the environment and nothing leaves the machine:
 
-- the Zuora simulator (seeded environments and jobs) on a clock running `DEMO_SPEED` times faster;
-- the Slack emulator with the console page on the port asked for (`http://127.0.0.1:<port>/`);
+- the Zuora simulator (seeded environments and jobs) on the real clock, its job stages `DEMO_SPEED` times
+  shorter than Zuora's: a refresh moves through its statuses in minutes, and every time shown is real;
+- every `SEED_SECONDS` (and at once when nothing can be cancelled) a new refresh on an environment with no
+  active job, so there is always a job to cancel and the watch has something to announce (`seed_round`);
+- the Slack emulator with the console page on the port asked for (`http://127.0.0.1:<port>/`), which
+  also serves the bot's `/healthz` and `/metrics`; its example commands name jobs that exist now;
 - the bot in HTTP mode, pointed at both.
 
 Tests use `Demo` directly: ``async with Demo() as demo: ...`` gives `demo.url`, `demo.slack`,
-`demo.zuora` and `demo.runtime`.
+`demo.zuora` and `demo.runtime`; with a `ManualClock` and `seed_tick=None` they drive `seed_round` alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import secrets
 import signal
@@ -25,19 +30,25 @@ from typing import Any
 
 from bot import logs
 from bot.config import Settings, load_settings
-from bot.runtime import Runtime
+from bot.runtime import EVENTS_PATH, Runtime
 from bot.sim.clock import Clock, SystemClock
 from bot.sim.slack import SlackEmulator
 from bot.sim.slack_console import Persona, SlackConsole
 from bot.sim.zuora import ZuoraSimulator
-from bot.sim.zuora_seed import ENV_DEV, ENV_QA, ENV_STAGING, ENV_UAT, JOB_CANCELLABLE
+from bot.sim.zuora_seed import ENV_DEV, ENV_QA, ENV_STAGING, ENV_UAT, Reseeder
+from bot.sim.zuora_state import Job
+
+log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
 
-# At 20x the seeded staging job stays cancellable for about 2 min 40 s after start (it has 54 simulated
-# minutes of EXPORTING and SCRUBBING left), a whole refresh takes about 6 minutes, and its progress moves
-# by a percent every few seconds. A cancel takes one simulated minute: 3 seconds.
+# Job stages 20 times shorter than Zuora's: the seeded staging job stays cancellable for about 2 min 40 s
+# after start (54 of Zuora's minutes of EXPORTING and SCRUBBING left), a whole refresh takes about
+# 6 minutes, and its progress moves by a percent every few seconds. A cancel takes 3 seconds.
 DEMO_SPEED = 20.0
+# A new refresh every 2 minutes: a fresh one is cancellable for about 3, so one always is.
+SEED_SECONDS = 120.0
+SEED_TICK_SECONDS = 1.0  # how often the demo's loop asks whether one is due
 POLL_SECONDS = 3.0
 WATCH_SECONDS = 5.0
 
@@ -60,22 +71,30 @@ class Demo:
         poll_seconds: float = POLL_SECONDS,
         watch_seconds: float | None = WATCH_SECONDS,
         clock: Clock | None = None,
+        seed_seconds: float = SEED_SECONDS,
+        seed_tick: float | None = SEED_TICK_SECONDS,
     ) -> None:
         """`port`: the console's (0 picks a free one); the simulator and the bot always take free ones.
-        `clock`: the simulator's (tests pass a `ManualClock`); by default real time `speed` times faster."""
+        `speed`: how many times shorter than Zuora's the job stages are. `clock`: the simulator's and
+        the bot's (tests pass a `ManualClock`); by default real time. `seed_seconds`: between two
+        refreshes the demo starts, on `clock`; `seed_tick`: how often (real seconds) its loop calls
+        `seed_round`, None for no loop (a test calls it)."""
         self.port = port
         self.speed = speed
         self.poll_seconds = poll_seconds
         self.watch_seconds = watch_seconds  # None: no watch
+        self.seed_tick = seed_tick
         self._bot_token = f"xoxb-demo-{secrets.token_hex(16)}"
         self._signing_secret = secrets.token_hex(32)
         self._zuora_client_id = secrets.token_hex(16)
         self._zuora_client_secret = secrets.token_urlsafe(32)
         self.zuora = ZuoraSimulator(
-            clock or SystemClock(speed=speed),
+            clock or SystemClock(),
+            speed=speed,
             client_id=self._zuora_client_id,
             client_secret=self._zuora_client_secret,
         )
+        self.seeder = Reseeder(self.zuora.state, list(ALIASES.values()), interval=seed_seconds)
         self.slack = SlackEmulator(
             bot_token=self._bot_token,
             signing_secret=self._signing_secret,
@@ -90,21 +109,17 @@ class Demo:
             ],
             channels=[WORK_CHANNEL, AUDIT_CHANNEL],
             usergroups={GROUP: GROUP_HANDLE},
-            hints=[
-                "/sandbox help",
-                "/sandbox envs",
-                "/sandbox jobs staging",
-                f"/sandbox status staging {JOB_CANCELLABLE}",
-                "/sandbox refresh qa",
-            ],
+            hints=self.hints,
             title="sandbox-bot demo",
             notice=(
-                f"Zuora here is a local simulator running {speed:g}x faster than real time; Slack is "
-                "this page. Switch users to see who may do what; notifications go to #sandbox-audit."
+                f"Zuora here is a local simulator whose jobs run {speed:g}x faster than Zuora's (every "
+                "time shown is real); it starts a new refresh every few minutes. Slack is this page. "
+                "Switch users to see who may do what; notifications go to #sandbox-audit."
             ),
         )
         self._setup_workspace()
         self.runtime: Runtime | None = None
+        self._seeding: asyncio.Task[None] | None = None
 
     @property
     def secrets(self) -> list[str]:
@@ -120,6 +135,59 @@ class Demo:
     def url(self) -> str:
         """The console: `http://127.0.0.1:<port>/`."""
         return self.console.url
+
+    @property
+    def health_url(self) -> str:
+        """The bot's `/healthz`, on the console's port."""
+        return self.console.url + "healthz"
+
+    @property
+    def metrics_url(self) -> str:
+        """The bot's `/metrics`, on the console's port."""
+        return self.console.url + "metrics"
+
+    # ---- staying alive
+
+    def seed_round(self) -> Job | None:
+        """Start a refresh if one is due (see `Reseeder.seed_round`); the demo's loop calls it."""
+        return self.seeder.seed_round()
+
+    async def _keep_alive(self, tick: float) -> None:
+        while True:
+            try:
+                job = self.seed_round()
+            except Exception:  # a bug here must not end the demo's supply of jobs
+                log.exception("the demo could not start a refresh")
+            else:
+                if job is not None:
+                    log.info(
+                        "demo refresh started",
+                        extra={"environment": job.env_id, "job_id": job.id},
+                    )
+            await asyncio.sleep(tick)
+
+    def hints(self) -> list[str]:
+        """Example commands that name what exists now: the newest job that can be cancelled, and an
+        environment that may be refreshed now."""
+        state = self.zuora.state
+        now = state.clock.now()
+        alias_of = {env_id: alias for alias, env_id in ALIASES.items()}
+        hints = ["/sandbox help", "/sandbox envs"]
+        job = next((j for j in self.seeder.cancellable(now) if j.env_id in alias_of), None)
+        if job is None:
+            hints.append("/sandbox jobs staging")
+        else:
+            alias = alias_of[job.env_id]
+            hints += [f"/sandbox jobs {alias}", f"/sandbox status {alias} {job.id}"]
+        for alias, env_id in ALIASES.items():
+            env = state.environments.get(env_id)
+            if env is None or env.status != "ACTIVE" or state.active_job(env) is not None:
+                continue
+            allowed_from = state.next_refresh_time(env)
+            if allowed_from is None or allowed_from <= now:
+                hints.append(f"/sandbox refresh {alias}")
+                break
+        return hints
 
     def _setup_workspace(self) -> None:
         self.slack.add_user(ALLOWED_USER, "alice")
@@ -163,14 +231,23 @@ class Demo:
         try:
             await self.slack.start(HOST, self.port)
             await self.zuora.start(HOST, 0)
-            self.runtime = Runtime(self.settings(), host=HOST)
+            # One clock for Zuora and the bot's rules about times (a refresh is in the future, ...).
+            self.runtime = Runtime(self.settings(), host=HOST, now=self.zuora.clock.now)
             await self.runtime.start()
         except BaseException:
             await self.stop()
             raise
-        self.console.attach(self.runtime.events_url)
+        events_url = self.runtime.events_url
+        self.console.attach(events_url, pages_url=events_url.removesuffix(EVENTS_PATH))
+        if self.seed_tick is not None:
+            self._seeding = asyncio.create_task(self._keep_alive(self.seed_tick), name="demo-seed")
 
     async def stop(self) -> None:
+        if self._seeding is not None:
+            self._seeding.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._seeding
+            self._seeding = None
         if self.runtime is not None:
             await self.runtime.stop()
             self.runtime = None
@@ -197,10 +274,34 @@ def _log_level() -> str:
     return level if level in ("DEBUG", "INFO", "WARNING", "ERROR") else "WARNING"
 
 
-async def _serve(port: int, open_browser: bool) -> int:
-    demo = Demo(port=port)
+def _configure_logs(demo: Demo, verbose: bool) -> None:
+    """Standard error, redacted as the bot's; `verbose`: the bot's lines and audit records from INFO up
+    (the simulators' and the libraries' stay at the level LOG_LEVEL gives)."""
+    level = _log_level()
     log_format = "json" if os.environ.get("LOG_FORMAT", "").strip().lower() == "json" else "text"
-    logs.configure(_log_level(), log_format, demo.secrets)
+    logs.configure(level, log_format, demo.secrets)
+    if verbose and logging.getLevelNamesMapping()[level] > logging.INFO:
+        for name in ("bot", "sandbox_bot"):
+            logging.getLogger(name).setLevel(logging.INFO)
+        logging.getLogger("bot.sim").setLevel(level)
+
+
+def _banner(demo: Demo, verbose: bool) -> list[str]:
+    seeding = f"a new refresh every {demo.seeder.interval.total_seconds() / 60:g} minutes"
+    return [
+        f"sandbox-bot demo: the Slack console is at {demo.url}",
+        f"  the bot's health: {demo.health_url}  metrics: {demo.metrics_url}",
+        f"  Zuora simulator at {demo.zuora.base_url}: job stages {demo.speed:g}x faster than "
+        f"Zuora's, every time real; {seeding}.",
+        "  The bot's log and audit lines follow here; press Ctrl-C to stop."
+        if verbose
+        else "  --verbose shows the bot's log and audit lines; press Ctrl-C to stop.",
+    ]
+
+
+async def _serve(port: int, open_browser: bool, verbose: bool) -> int:
+    demo = Demo(port=port)
+    _configure_logs(demo, verbose)
     try:
         await demo.start()
     except OSError as error:
@@ -215,12 +316,7 @@ async def _serve(port: int, open_browser: bool) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
-        print(f"sandbox-bot demo: the Slack console is at {demo.url}", flush=True)
-        print(
-            f"  Zuora simulator at {demo.zuora.base_url} ({demo.speed:g}x speed); "
-            "press Ctrl-C to stop.",
-            flush=True,
-        )
+        print("\n".join(_banner(demo, verbose)), flush=True)
         if open_browser:
             await asyncio.to_thread(webbrowser.open, demo.url)
         await stop.wait()
@@ -232,8 +328,8 @@ async def _serve(port: int, open_browser: bool) -> int:
     return 0
 
 
-def run_demo(port: int = 3000, open_browser: bool = False) -> int:
+def run_demo(port: int = 3000, open_browser: bool = False, verbose: bool = False) -> int:
     """Run the demo until Ctrl-C or SIGTERM; 0 after a clean stop, 1 when the port is taken."""
     with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(_serve(port, open_browser))
+        return asyncio.run(_serve(port, open_browser, verbose))
     return 0

@@ -1,8 +1,17 @@
-"""Prometheus metrics, one registry per running bot (so tests and the demo can run several side by side)."""
+"""Prometheus metrics, one registry per running bot (so tests and the demo can run several side by side),
+with prometheus-client's process (`process_*`) and Python (`python_info`, `python_gc_*`) collectors on it."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -11,6 +20,9 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
         self.commands = Counter(
             "sandbox_commands",
             "Slack commands and button clicks handled, by subcommand/action and outcome.",

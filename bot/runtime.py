@@ -19,6 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.app import build_app, build_slack_client
 from bot.config import Settings
 from bot.env_view import EnvironmentView
+from bot.health import Health, SlackHealth, ZuoraHealth
 from bot.job_cards import JobCards
 from bot.listeners.context import ListenerContext
 from bot.metrics import Metrics
@@ -102,6 +103,7 @@ class Components:
     app: AsyncApp
     server: HttpServer
     readiness: Readiness
+    health: Health
     watch: JobWatch | None  # only with SANDBOX_WATCH_ENVIRONMENTS and a notification channel
 
 
@@ -115,15 +117,21 @@ def build(settings: Settings, *, now: Now = lambda: datetime.now(UTC)) -> Compon
         # Never serve /slack/events unverified, however the settings were built.
         raise ValueError("HTTP mode needs SLACK_SIGNING_SECRET")
     metrics = Metrics()
+    zuora_health = ZuoraHealth()
+
+    def observe(operation: str, outcome: str, seconds: float) -> None:
+        metrics.observe_zuora(operation, outcome, seconds)
+        zuora_health.observe(operation, outcome, seconds)
+
     http = zuora_http_client(settings)
     zuora = ZuoraClient(
         base_url=settings.zuora_base_url,
-        auth=zuora_auth(settings, http),
+        auth=zuora_health.tokens(zuora_auth(settings, http)),
         http=http,
         entity_id=settings.zuora_entity_id,
         gzip_requests=settings.zuora_gzip_requests,
         max_concurrent=settings.zuora_max_connections,
-        observer=metrics.observe_zuora,
+        observer=observe,
     )
     slack = build_slack_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
 
@@ -135,6 +143,7 @@ def build(settings: Settings, *, now: Now = lambda: datetime.now(UTC)) -> Compon
         users=settings.sandbox_allowed_users,
         usergroups=settings.sandbox_allowed_usergroups,
         lookup=members,
+        access_help=settings.sandbox_access_help,
     )
     operations = Operations(zuora=zuora, permissions=permissions, aliases=settings.aliases, now=now)
     view = EnvironmentView(zuora)
@@ -169,11 +178,17 @@ def build(settings: Settings, *, now: Now = lambda: datetime.now(UTC)) -> Compon
             interval=settings.sandbox_watch_seconds,
         )
     readiness = Readiness()
+    health = Health(
+        slack=SlackHealth(slack.auth_test),
+        zuora=zuora_health,
+        serving=lambda: readiness.serving,
+    )
     server = HttpServer(
         app=None if settings.socket_mode else app,
         signing_secret=None if signing is None else signing.get_secret_value(),
         metrics=metrics,
         ready=lambda: readiness.serving,
+        health=health,
     )
     return Components(
         settings=settings,
@@ -188,6 +203,7 @@ def build(settings: Settings, *, now: Now = lambda: datetime.now(UTC)) -> Compon
         app=app,
         server=server,
         readiness=readiness,
+        health=health,
         watch=watch,
     )
 
@@ -224,6 +240,10 @@ class Runtime:
         return self.components.operations
 
     @property
+    def health(self) -> Health:
+        return self.components.health
+
+    @property
     def port(self) -> int | None:
         return self.components.server.port
 
@@ -244,6 +264,7 @@ class Runtime:
 
     async def start(self) -> None:
         parts = self.components
+        await parts.listeners.slack.open()  # one kept-alive HTTP session for the Slack calls
         await parts.server.start(self.host, self.settings.port)
         if self.settings.socket_mode:
             assert self.settings.slack_app_token is not None
@@ -251,6 +272,8 @@ class Runtime:
                 parts.app, self.settings.slack_app_token.get_secret_value()
             )
             await self._socket.connect_async()  # type: ignore[no-untyped-call]
+            parts.health.slack.socket_connected = self._socket.client.is_connected
+        await parts.health.slack.start()  # the first auth.test, then one every few minutes
         if parts.watch is not None:
             parts.watch.start()
         self.ready = True
@@ -268,10 +291,12 @@ class Runtime:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
             self._socket = None
         await parts.server.stop()
+        await parts.health.slack.stop()
         await self._drain()
         if parts.watch is not None:
             await parts.watch.stop()
         await parts.cards.close()
+        await parts.listeners.slack.close()
         await parts.http.aclose()
 
     async def _drain(self) -> None:

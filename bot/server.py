@@ -1,5 +1,8 @@
 """The HTTP server: `POST /slack/events` (HTTP mode), `GET /healthz` and `GET /metrics` (both modes).
 
+`/healthz` answers what `bot.health.Health` last saw (no network call per request): 200 with `ok` or
+`degraded` once the bot serves, 503 before and while Slack rejects the bot token.
+
 Every request to `/slack/events` passes `bot.request_gate.inspect` on its raw bytes before Bolt sees it:
 unsigned, mis-signed or stale gets 401, signed but malformed 400, over 1 MiB 413; each one WARNING line, never
 a traceback, and nothing is parsed."""
@@ -14,6 +17,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 
+from bot.health import Health
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.request_gate import MAX_BODY, inspect
 
@@ -30,6 +34,7 @@ class HttpServer:
         signing_secret: str | None,
         metrics: Metrics,
         ready: Callable[[], bool],
+        health: Health,
     ) -> None:
         """`app` None: no `/slack/events` (Socket Mode). `ready` says whether the bot serves yet."""
         if app is not None and not signing_secret:
@@ -40,6 +45,7 @@ class HttpServer:
         self._secret = signing_secret or ""
         self._metrics = metrics
         self._ready = ready
+        self._health = health
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -91,9 +97,8 @@ class HttpServer:
         return web.json_response({"error": reason}, status=status)
 
     async def _healthz(self, request: web.Request) -> web.Response:
-        if not self._ready():
-            return web.json_response({"status": "starting"}, status=503)
-        return web.json_response({"status": "ok"})
+        status, body = await self._health.report()
+        return web.json_response(body, status=status, headers={"Cache-Control": "no-store"})
 
     async def _metrics_page(self, request: web.Request) -> web.Response:
         return web.Response(body=self._metrics.render(), headers={"Content-Type": CONTENT_TYPE})

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
@@ -77,6 +78,20 @@ class SlackSurface:
     def __init__(self, client: AsyncWebClient, metrics: Metrics | None = None) -> None:
         self._client = client
         self._metrics = metrics
+        self._session: aiohttp.ClientSession | None = None
+
+    async def open(self) -> None:
+        """One HTTP session, kept alive, for every Web API call and response_url post: without it slack_sdk
+        opens (and closes) a TCP connection for each call."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+            self._client.session = self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._client.session = None
+            self._session = None
 
     async def post(
         self,
@@ -189,7 +204,7 @@ class SlackSurface:
         # Replacing keeps the original's visibility: no response_type then, as Slack documents.
         kind = None if replace_original else "ephemeral" if ephemeral else "in_channel"
         try:
-            response = await AsyncWebhookClient(response_url).send(
+            response = await AsyncWebhookClient(response_url, session=self._session).send(
                 response_type=kind, replace_original=replace_original, **message.as_kwargs()
             )
         except Exception as error:

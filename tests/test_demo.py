@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -29,6 +30,7 @@ from bot.demo import (
     GROUP,
     GROUP_USER,
     OUTSIDER,
+    SEED_SECONDS,
     WORK_CHANNEL,
     Demo,
 )
@@ -36,11 +38,13 @@ from bot.sim.clock import ManualClock
 from bot.sim.slack import SlackEmulator
 from bot.sim.slack_console import Persona, SlackConsole
 from bot.sim.slack_state import Message, RecordedCall
-from bot.sim.zuora_seed import ENV_STAGING, JOB_CANCELLABLE
+from bot.sim.zuora_seed import ENV_QA, ENV_STAGING, JOB_CANCELLABLE, SUPPORT_USER_ID
+from bot.sim.zuora_state import CANCELLABLE_STATUSES
 from tests.e2e import free_port
 
 API = "console/api/"
 STATUS = f"/sandbox status staging {JOB_CANCELLABLE}"
+STAGING_JOB = f"staging {JOB_CANCELLABLE}"
 STATIC = Path(__file__).resolve().parent.parent / "bot" / "sim" / "static"
 
 
@@ -89,19 +93,36 @@ async def seen(
     timeout: float = 8.0,
 ) -> Any:
     """The newest message `user` sees in `channel` that matches `where`, waiting through the long poll."""
+    return await seen_at(http, demo.url, user, channel, where, timeout)
+
+
+async def seen_at(
+    http: aiohttp.ClientSession,
+    url: str,
+    user: str,
+    channel: str,
+    where: Callable[[Any], bool],
+    timeout: float = 8.0,
+) -> Any:
+    """`seen`, for the console at `url`."""
     deadline = time.monotonic() + timeout
     version = None
     while time.monotonic() < deadline:
         params: dict[str, Any] = {"channel": channel, "user": user, "wait": 1}
         if version is not None:
             params["after"] = version
-        status, body = await get(http, demo.url + API + "messages", **params)
+        status, body = await get(http, url + API + "messages", **params)
         assert status == 200
         version = body["version"]
         found = [m for m in body["messages"] if where(m)]
         if found:
             return found[-1]
     raise AssertionError(f"{user} never saw the message in {channel}")
+
+
+def asked_slack(demo: Demo) -> list[Any]:
+    """The Slack calls the bot made, but for its own health check (auth.test at start)."""
+    return [call for call in demo.slack.calls if call.method != "auth.test"]
 
 
 def shown(message: Any) -> str:
@@ -304,7 +325,7 @@ async def test_bad_commands_are_answered_with_a_reason(
     got, answer = await post(http, demo.url + API + "command", body)
     assert got == status
     assert answer["ok"] is False and error in answer["error"]
-    assert not demo.slack.calls
+    assert not asked_slack(demo)
 
 
 async def test_only_json_from_a_loopback_name_is_accepted(
@@ -318,7 +339,7 @@ async def test_only_json_from_a_loopback_name_is_accepted(
         assert response.status == 403
     async with http.get(demo.url + API + "workspace", headers=headers) as response:
         assert response.status == 403
-    assert not demo.slack.calls
+    assert not asked_slack(demo)
     async with http.post(
         demo.url.replace("127.0.0.1", "localhost") + API + "command", json=command
     ) as response:
@@ -621,6 +642,15 @@ async def test_cli_prints_the_url_serves_the_console_and_stops_cleanly(
             assert response.status == 200
         status, workspace = await get(http, match.group(0) + API + "workspace")
         assert status == 200 and workspace["title"] == "sandbox-bot demo"
+        # Where the bot's /healthz and /metrics are: on the console's port.
+        line = await read_line(process.stdout, 5)
+        pages = re.findall(r"http://127\.0\.0\.1:\d+/(?:healthz|metrics)\b", line)
+        assert pages == [match.group(0) + "healthz", match.group(0) + "metrics"], line
+        status, health = await get(http, pages[0])
+        assert (status, health["status"]) == (200, "ok")
+        async with http.get(pages[1]) as response:
+            assert response.status == 200
+            assert "sandbox_commands_total" in await response.text()
     finally:
         process.send_signal(stop_with)
     assert await stopped(process) == 0
@@ -647,3 +677,188 @@ async def test_the_demo_watch_announces_running_jobs_in_the_audit_channel(
         )
         assert card["ephemeral"] is False
         assert "sandbox_cancel_job" in shown(card)
+
+
+@pytest.mark.parametrize("verbose", [True, False])
+async def test_cli_verbose_shows_the_bots_log_and_audit_lines_and_is_quiet_without(
+    http: aiohttp.ClientSession, verbose: bool
+) -> None:
+    process = await run_cli("--port", "0", *(["--verbose"] if verbose else []))
+    assert process.stdout is not None and process.stderr is not None
+    try:
+        match = re.search(r"http://127\.0\.0\.1:\d+/", await read_line(process.stdout, 20))
+        assert match
+        url = match.group(0)
+        command = {
+            "user": OUTSIDER,
+            "channel": WORK_CHANNEL,
+            "text": f"/sandbox cancel {STAGING_JOB}",
+        }
+        assert (await post(http, url + API + "command", command))[0] == 200
+        await seen_at(
+            http, url, OUTSIDER, WORK_CHANNEL, lambda m: "Refresh Central Sandbox" in shown(m)
+        )
+        if verbose:
+            # The refusal's audit record reaches the terminal; the bot logs as it goes.
+            lines = [await read_line(process.stderr, 20)]
+            while "sandbox_bot.audit" not in lines[-1]:
+                lines.append(await read_line(process.stderr, 20))
+            logged = "".join(lines)
+            assert "INFO bot.runtime: sandbox-bot ready" in logged
+            assert re.search(rf"INFO sandbox_bot\.audit: refused .*user={OUTSIDER}", logged)
+    finally:
+        process.send_signal(signal.SIGTERM)
+    assert await stopped(process) == 0
+    errors = (await process.stderr.read()).decode()
+    if not verbose:
+        assert not re.search(r" (INFO|DEBUG) ", errors)  # warnings only
+    assert "Traceback" not in errors
+    assert "xoxb-demo-" not in errors
+
+
+# -- the demo stays alive --------------------------------------------------------------------------------------
+
+
+def zuora_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def alias_of(env_id: str) -> str:
+    return next(alias for alias, known in ALIASES.items() if known == env_id)
+
+
+def hinted_jobs(hints: list[str]) -> list[tuple[str, str]]:
+    """(alias, job ID) of every `/sandbox status <alias> <job>` hint."""
+    return [(w[2], w[3]) for h in hints if (w := h.split())[:2] == ["/sandbox", "status"]]
+
+
+async def test_after_30_minutes_there_is_a_job_to_cancel_and_its_times_are_real(
+    clock: ManualClock, http: aiohttp.ClientSession
+) -> None:
+    """The done-when of issue 16: the demo's own speed and seeding interval, its clock driven by the test
+    (the demo's loop does on the wall clock what this does with `seed_round`)."""
+    async with Demo(clock=clock, watch_seconds=None, seed_tick=None) as demo:
+        started = clock.now()
+        while clock.now() < started + timedelta(minutes=30):
+            clock.advance(30)
+            demo.seed_round()
+            assert demo.seeder.cancellable(), f"nothing to cancel at {clock.now()}"
+        now = clock.now()
+        assert now - started == timedelta(minutes=30)
+        for env in demo.zuora.state.environments.values():  # no time shown is ahead of the clock
+            for job in env.jobs.values():
+                shown_job = demo.zuora.job(env.id, job.id)
+                for field in ("createTime", "updateTime", "jobStartTime", "jobEndTime"):
+                    if field in shown_job:
+                        assert zuora_time(shown_job[field]) <= now, (field, shown_job)
+
+        (alias, job_id), *_ = hinted_jobs(demo.console.hints)
+        job = demo.zuora.job(ALIASES[alias], job_id)
+        assert job["status"] in CANCELLABLE_STATUSES
+        # Started by the demo within its interval: real time, not twenty times ahead.
+        created = zuora_time(job["createTime"])
+        assert now - timedelta(seconds=SEED_SECONDS + 30) <= created <= now
+
+        # The bot shows that job's real creation time, and cancels it.
+        await typed(http, demo, ALLOWED_USER, f"/sandbox status {alias} {job_id}")
+        card = await seen(http, demo, ALLOWED_USER, WORK_CHANNEL, lambda m: job_id in shown(m))
+        assert f"<!date^{int(created.timestamp())}^" in shown(card)
+        block_id, _ = button(card, "sandbox_cancel_job")
+        click = {
+            "user": ALLOWED_USER,
+            "channel": WORK_CHANNEL,
+            "ts": card["ts"],
+            "block_id": block_id,
+            "action_id": "sandbox_cancel_job",
+        }
+        assert (await post(http, demo.url + API + "click", click))[0] == 200
+        await seen(http, demo, ALLOWED_USER, WORK_CHANNEL, lambda m: "CANCELLING" in shown(m))
+        assert demo.zuora.job(ALIASES[alias], job_id)["status"] == "CANCELLING"
+
+
+async def test_times_are_the_wall_clocks() -> None:
+    async with Demo(watch_seconds=None, seed_tick=None) as demo:
+        job = demo.zuora.job(ENV_STAGING, JOB_CANCELLABLE)
+        now = datetime.now(UTC)
+        assert abs(demo.zuora.clock.now() - now) < timedelta(seconds=5)
+        # Seeded a minute (of Zuora's) into EXPORTING: about 20 real seconds ago at the demo's speed.
+        assert now - timedelta(seconds=60) < zuora_time(job["createTime"]) <= now
+        demo.zuora.state.cancel(ENV_STAGING, JOB_CANCELLABLE, "U0TEST")
+        seeded = demo.seed_round()  # nothing is cancellable: one is started at once
+        assert seeded is not None
+        created = zuora_time(demo.zuora.job(seeded.env_id, seeded.id)["createTime"])
+        assert abs(created - datetime.now(UTC)) < timedelta(seconds=5)
+
+
+async def test_the_demo_loop_starts_refreshes_and_the_watch_announces_them(
+    clock: ManualClock, http: aiohttp.ClientSession
+) -> None:
+    async with Demo(clock=clock, watch_seconds=0.2, seed_seconds=60, seed_tick=0.01) as demo:
+        await seen(http, demo, OUTSIDER, AUDIT_CHANNEL, lambda m: JOB_CANCELLABLE in shown(m))
+        assert demo.seeder.cancellable()[0].id == JOB_CANCELLABLE  # none due yet: nothing new
+        clock.advance(61)
+        job = await demo.slack.workspace.wait_for(
+            lambda: next((j for j in demo.seeder.cancellable() if j.id != JOB_CANCELLABLE), None),
+            10,
+            "a refresh the demo started",
+        )
+        assert job.created_by == SUPPORT_USER_ID
+        card = await seen(http, demo, OUTSIDER, AUDIT_CHANNEL, lambda m: job.id in shown(m))
+        assert "sandbox_cancel_job" in shown(card)
+
+
+async def test_hints_name_jobs_that_exist_and_can_be_acted_on_as_they_come_and_go(
+    clock: ManualClock, http: aiohttp.ClientSession
+) -> None:
+    async with Demo(clock=clock, watch_seconds=None, seed_tick=None) as demo:
+        first = demo.console.hints
+        assert first == [
+            "/sandbox help",
+            "/sandbox envs",
+            "/sandbox jobs staging",
+            STATUS,
+            "/sandbox refresh qa",  # staging and uat are busy, dev refreshed 3 days ago
+        ]
+        demo.zuora.state.cancel(ENV_STAGING, JOB_CANCELLABLE, "U0TEST")
+        assert hinted_jobs(demo.console.hints) == []  # no job to name until the next round
+
+        seeded = demo.seed_round()  # staging is still cancelling, uat importing: qa's turn
+        assert seeded is not None and seeded.env_id == ENV_QA
+        hints = demo.console.hints
+        assert hints[2:] == ["/sandbox jobs qa", f"/sandbox status qa {seeded.id}"]
+        status, workspace = await get(http, demo.url + API + "workspace")
+        assert (status, workspace["hints"]) == (200, hints)
+        # The page's long poll brings them too, so the chips change without a reload.
+        assert (await view(http, demo, ALLOWED_USER, WORK_CHANNEL))["hints"] == hints
+
+        clock.advance(5)  # the cancel has ended: staging may be refreshed again
+        assert demo.console.hints[-1] == "/sandbox refresh staging"
+        for alias, job_id in hinted_jobs(demo.console.hints):
+            assert demo.zuora.job(ALIASES[alias], job_id)["status"] in CANCELLABLE_STATUSES
+
+
+async def test_the_bots_healthz_and_metrics_are_on_the_consoles_port(
+    demo: Demo, http: aiohttp.ClientSession
+) -> None:
+    assert demo.health_url == demo.url + "healthz"
+    assert demo.runtime is not None
+    own = f"http://127.0.0.1:{demo.runtime.port}/healthz"
+    status, health = await get(http, demo.health_url)
+    assert (status, health) == await get(http, own)
+    assert (status, health["status"]) == (200, "ok")
+    assert health["checks"]["redis"] == {"status": "off", "detail": "not configured"}
+    async with http.get(demo.metrics_url) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/plain")
+        text = await response.text()
+    assert "sandbox_zuora_calls_total" in text and "process_cpu_seconds_total" in text
+
+
+async def test_the_console_passes_the_bots_pages_only_once_attached(
+    console: SlackConsole, http: aiohttp.ClientSession
+) -> None:
+    async with http.get(console.url + "healthz") as response:
+        assert response.status == 404  # no bot attached
+    console.attach("http://127.0.0.1:1/slack/events", pages_url=f"http://127.0.0.1:{free_port()}")
+    status, answer = await get(http, console.url + "healthz")
+    assert (status, answer["error"]) == (502, "the bot is not reachable")

@@ -134,3 +134,15 @@ async def test_a_click_beyond_the_role_never_reaches_zuora(
     assert refusal.ephemeral_for == user
     await until_handled(slack, bot, metric)
     assert api_calls(zuora) == []
+
+
+async def test_a_refusal_names_whom_to_ask_as_the_operator_set_it(
+    start_bot: StartBot, slack: SlackEmulator, zuora: ZuoraSimulator
+) -> None:
+    bot = await start_bot(sandbox_access_help="Ask in #platform-help for <!here> access.")
+    await slack.send_command(bot.events_url, "envs", STRANGER, CHANNEL)
+    refusal = await reply_to(slack, CHANNEL, STRANGER, "Refresh Central Sandbox")
+    shown = refusal.blocks[0]["text"]["text"]
+    assert "Ask in #platform-help for &lt;!here&gt; access." in shown  # the operator's sentence, escaped
+    assert "SANDBOX_" not in shown
+    assert api_calls(zuora) == []

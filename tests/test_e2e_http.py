@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -47,12 +48,23 @@ async def until_healthy(url: str, process: asyncio.subprocess.Process) -> None:
     raise AssertionError("sandbox-bot did not become ready")
 
 
+HEALTHY = {
+    "status": "ok",
+    "checks": {
+        "slack": {"status": "ok", "detail": "auth.test ok"},
+        "zuora": {"status": "ok", "detail": "no call yet"},  # 200 does not wait for a first token
+        "redis": {"status": "off", "detail": "not configured"},
+    },
+}
+
+
 async def test_healthz_is_503_until_ready_then_200(bot: Runtime) -> None:
-    status, body, _ = await get(base(bot) + "/healthz")
-    assert (status, body) == (200, '{"status": "ok"}')
+    status, body, headers = await get(base(bot) + "/healthz")
+    assert (status, json.loads(body)) == (200, HEALTHY)
+    assert headers["Content-Type"].startswith("application/json")
     bot.ready = False  # as while starting
-    status, _, _ = await get(base(bot) + "/healthz")
-    assert status == 503
+    status, body, _ = await get(base(bot) + "/healthz")
+    assert (status, json.loads(body)) == (503, {**HEALTHY, "status": "starting"})
     async with (
         aiohttp.ClientSession() as session,
         session.post(bot.events_url, data=b"x") as response,

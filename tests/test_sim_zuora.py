@@ -31,6 +31,7 @@ from bot.sim.zuora import (
     JOB_PAST_RESETTING,
     ZuoraSimulator,
 )
+from bot.sim.zuora_seed import KEEP_ENDED, SUPPORT_USER_ID, Reseeder
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -1070,6 +1071,161 @@ async def test_system_clock_runs_at_its_speed() -> None:
     before = clock.now()
     await asyncio.sleep(0.05)
     assert clock.now() - before >= timedelta(seconds=40)
+
+
+# --- stage speed: stages shorter, times real ------------------------------------------------------
+
+SPEED = 20.0
+REFRESH_SECONDS = SECONDS_TO_RESETTING + 600 + 2400 + 300  # a whole refresh at speed 1
+
+
+@pytest.fixture
+async def fast_api(clock: ManualClock) -> AsyncIterator[tuple[ZuoraSimulator, httpx.AsyncClient]]:
+    """A simulator whose job stages run 20 times faster than Zuora's, on the test's clock."""
+    fast = ZuoraSimulator(clock=clock, speed=SPEED)
+    async with fast, httpx.AsyncClient(base_url=fast.base_url, timeout=5) as client:
+        token = (await fetch_token(client)).json()["access_token"]
+        client.headers["Authorization"] = f"Bearer {token}"
+        yield fast, client
+
+
+async def test_at_a_speed_a_refresh_runs_its_stages_faster_on_the_real_clock(
+    fast_api: tuple[ZuoraSimulator, httpx.AsyncClient], clock: ManualClock
+) -> None:
+    _, api = fast_api
+    asked = clock.now()
+    created = (await start_refresh(api, ENV_QA)).json()
+    assert parse_time(created["createTime"]) == asked  # the clock's time, not a faster one
+    location = job_path(ENV_QA, created["id"])
+    clock.advance(SECONDS_TO_RESETTING / SPEED - 1)
+    assert (await api.get(location)).json()["status"] == "SCRUBBING"
+    clock.advance(1)
+    assert (await api.get(location)).json()["status"] == "RESETTING"
+    clock.advance((REFRESH_SECONDS - SECONDS_TO_RESETTING) / SPEED)
+    done = conform((await api.get(location)).json(), JOB_RESPONSE)
+    assert done["status"] == "COMPLETED"
+    ended = asked + timedelta(seconds=REFRESH_SECONDS / SPEED)  # 5 min 46.5 s later
+    assert parse_time(done["jobEndTime"]) == ended.replace(microsecond=0)  # whole seconds
+    assert parse_time(done["jobEndTime"]) <= clock.now()
+
+
+async def test_at_a_speed_a_cancel_is_faster_and_a_schedule_still_waits(
+    fast_api: tuple[ZuoraSimulator, httpx.AsyncClient], clock: ManualClock
+) -> None:
+    sim, api = fast_api
+    assert (await cancel(api, ENV_STAGING, JOB_CANCELLABLE)).json()["status"] == "CANCELLING"
+    clock.advance(60 / SPEED)
+    assert sim.job(ENV_STAGING, JOB_CANCELLABLE)["status"] == "CANCELLED"
+
+    at = clock.now() + timedelta(hours=1)
+    scheduled = (await start_refresh(api, ENV_QA, scheduledRefreshTime=at.isoformat())).json()
+    clock.advance(3600 - 1)
+    assert sim.job(ENV_QA, scheduled["id"])["status"] == "SCHEDULED"
+    clock.advance(1 + 30 / SPEED)  # its time, then NEW at that speed
+    assert sim.job(ENV_QA, scheduled["id"])["status"] == "QUEUED"
+
+
+def test_at_a_speed_seeded_and_added_jobs_are_where_their_status_says(clock: ManualClock) -> None:
+    sim = ZuoraSimulator(clock=clock, speed=SPEED)
+    now = clock.now()
+    cancellable = sim.job(ENV_STAGING, JOB_CANCELLABLE)
+    # A minute of Zuora's into EXPORTING: created 16.5 + 3 real seconds ago (shown in whole seconds).
+    assert parse_time(cancellable["createTime"]) == now - timedelta(seconds=20)
+    env = sim.add_environment()
+    importing = sim.add_job(env["id"], status="IMPORTING")
+    assert (
+        now - timedelta(seconds=REFRESH_SECONDS / SPEED) < parse_time(importing["createTime"]) < now
+    )
+    clock.advance((SECONDS_TO_RESETTING - 390) / SPEED - 1)  # 54 of Zuora's minutes, less a second
+    assert sim.job(ENV_STAGING, JOB_CANCELLABLE)["status"] == "SCRUBBING"
+    clock.advance(1)
+    assert sim.job(ENV_STAGING, JOB_CANCELLABLE)["status"] == "RESETTING"
+
+
+def test_speed_must_be_positive(clock: ManualClock) -> None:
+    with pytest.raises(ValueError, match="positive"):
+        ZuoraSimulator(clock=clock, speed=0)
+
+
+# --- the reseeder: a demo that stays alive ----------------------------------------------------------
+
+
+def reseeder(clock: ManualClock, interval: float = 120) -> tuple[ZuoraSimulator, Reseeder]:
+    sim = ZuoraSimulator(clock=clock, speed=SPEED)
+    return sim, Reseeder(sim.state, [ENV_STAGING, ENV_UAT, ENV_QA, ENV_DEV], interval=interval)
+
+
+def test_a_refresh_is_started_every_interval_on_the_next_free_environment(
+    clock: ManualClock,
+) -> None:
+    sim, seeder = reseeder(clock)
+    assert seeder.seed_round() is None  # the seeded job can be cancelled and none is due
+    clock.advance(119)
+    assert seeder.seed_round() is None
+    clock.advance(1)
+    # staging has its running job; uat's import has ended by now (6 minutes at this speed)
+    first = seeder.seed_round()
+    assert first is not None and first.env_id == ENV_UAT
+    job = conform(sim.job(ENV_UAT, first.id), JOB_RESPONSE)
+    assert (job["status"], parse_time(job["createTime"])) == ("NEW", clock.now())
+    assert job["createdById"] == SUPPORT_USER_ID
+    assert seeder.seed_round() is None  # the next one is due an interval later
+    clock.advance(120)
+    second = seeder.seed_round()
+    assert second is not None and second.env_id == ENV_QA  # uat is busy, the rotation goes on
+    clock.advance(120)
+    third = seeder.seed_round()
+    assert third is not None and third.env_id == ENV_DEV  # support is not held to the 14 days
+    assert [j.id for j in seeder.cancellable()][:2] == [third.id, second.id]  # newest first
+
+
+def test_a_refresh_is_started_at_once_when_nothing_can_be_cancelled(clock: ManualClock) -> None:
+    sim, seeder = reseeder(clock)
+    sim.state.cancel(ENV_STAGING, JOB_CANCELLABLE, "U0SOMEONE")
+    job = seeder.seed_round()
+    assert job is not None and job.env_id == ENV_QA  # staging cancelling, uat importing
+    assert seeder.seed_round() is None
+
+
+def test_no_refresh_while_every_environment_is_busy(clock: ManualClock) -> None:
+    sim, seeder = reseeder(clock)
+    sim.state.cancel(ENV_STAGING, JOB_CANCELLABLE, "U0SOMEONE")
+    for env_id in (ENV_QA, ENV_DEV):
+        sim.add_job(env_id, status="IMPORTING")
+    assert seeder.seed_round() is None  # all four have an active job
+    clock.advance(3)  # the cancel ends at this speed
+    job = seeder.seed_round()
+    assert job is not None and job.env_id == ENV_STAGING
+
+
+async def test_the_reseeders_refreshes_leave_the_refresh_period_to_the_user(
+    clock: ManualClock,
+) -> None:
+    sim, seeder = reseeder(clock)
+    sim.state.cancel(ENV_STAGING, JOB_CANCELLABLE, "U0SOMEONE")
+    job = seeder.seed_round()
+    assert job is not None and job.env_id == ENV_QA
+    clock.advance(REFRESH_SECONDS / SPEED)
+    assert sim.job(ENV_QA, job.id)["status"] == "COMPLETED"
+    env = sim.environment(ENV_QA)
+    assert parse_time(env["lastRefreshTime"]) < clock.now() - timedelta(days=30)
+    assert sim.state.create_refresh(ENV_QA, None, "U0USER").job_type == "REFRESH"
+
+
+def test_the_reseeder_keeps_only_its_newest_ended_refreshes(clock: ManualClock) -> None:
+    sim, seeder = reseeder(clock, interval=1)
+    seeder.env_ids = [ENV_QA]
+    sim.state.cancel(ENV_STAGING, JOB_CANCELLABLE, "U0SOMEONE")
+    started = []
+    for _ in range(KEEP_ENDED + 5):
+        job = seeder.seed_round()
+        assert job is not None
+        started.append(job.id)
+        clock.advance(REFRESH_SECONDS / SPEED)  # it ends before the next round
+    jobs = sim.state.environment(ENV_QA).jobs
+    assert JOB_COMPLETED in jobs  # the seeded history stays
+    kept = [job_id for job_id in started if job_id in jobs]
+    assert kept == started[-(KEEP_ENDED + 1) :]  # the newest ended ones, and the last one started
 
 
 # --- command line --------------------------------------------------------------------------------------

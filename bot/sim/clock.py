@@ -1,4 +1,4 @@
-"""Clocks for the simulators: real time (optionally sped up) for demos, manual time for tests."""
+"""Clocks for the simulators: real time for demos, manual time for tests."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """Wall-clock time running ``speed`` times faster than real time from the moment it is made.
+    """Wall-clock time, or with ``speed`` running that many times faster from the moment it is made.
 
-    ``speed=60`` turns a two-hour refresh into two minutes, which is what the demo wants.
+    The demo keeps ``speed`` 1 so that every time it shows is real: its Zuora simulator shortens the
+    job stages instead (``ZuoraSimulator(speed=...)``).
     """
 
     def __init__(self, speed: float = 1.0, start: datetime | None = None) -> None:

@@ -7,14 +7,18 @@
 
 The page (`static/console.html`, `.js`, `.css`) talks to a small JSON API under `/console/api/`:
 
-- `GET  workspace`: team, personas, channels, user and user-group names, example commands;
+- `GET  workspace`: team, personas, channels, user and user-group names, example commands (`hints`:
+  a list, or a function the console asks each time, so that they can name what exists now);
 - `GET  messages?channel=C&user=U[&after=V]`: what `U` sees in `C` (edits applied, their own
-  ephemeral messages marked) and its `version`; with `after`, waits until something `U` sees in `C`
-  changed after version `V` (long poll), so `chat.update` shows in place within moments. Reads,
-  other channels and edits that change nothing shown do not wake it;
+  ephemeral messages marked), its `version` and the current `hints`; with `after`, waits until
+  something `U` sees in `C` changed after version `V` (long poll), so `chat.update` shows in place
+  within moments. Reads, other channels and edits that change nothing shown do not wake it;
 - `POST command {user, channel, text}`: `/sandbox …` as a signed slash command from that user;
 - `POST click {user, channel, ts, block_id, action_id}`: a signed block_actions payload for a
   button on a message that user sees.
+
+`GET /healthz` and `GET /metrics` are the attached bot's own (`attach(..., pages_url=...)`), passed
+through as the bot answers them: one port for the console and the bot's health (the demo).
 
 Everything here only reads the emulator's workspace and uses its signed sender: it is the same
 emulator the end-to-end tests use, with a face.
@@ -24,7 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -38,6 +42,8 @@ from bot.sim.slack_state import JSON, Message
 
 API = "/console/api/"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
+BOT_PAGES = ("/healthz", "/metrics")
+BOT_PAGE_TIMEOUT = aiohttp.ClientTimeout(total=10)
 LONG_POLL_SECONDS = 20.0
 MAX_LONG_POLL_SECONDS = 25.0
 STATIC_TYPES = {
@@ -79,29 +85,43 @@ class SlackConsole:
         personas: Sequence[Persona],
         channels: Sequence[str],
         usergroups: Mapping[str, str] | None = None,
-        hints: Iterable[str] = (),
+        hints: Iterable[str] | Callable[[], Sequence[str]] = (),
         title: str = "Slack console",
         notice: str = "",
     ) -> None:
         """`channels`: IDs of channels the emulator knows, shown in this order. `usergroups`: ID to
-        handle, for `<!subteam^S…>` mentions. `hints`: example commands the page offers."""
+        handle, for `<!subteam^S…>` mentions. `hints`: example commands the page offers, or a
+        function that says which, asked each time the page looks."""
         if not personas or not channels:
             raise ValueError("a console needs at least one persona and one channel")
         self.emulator = emulator
         self.personas = list(personas)
         self.channels = list(channels)
         self.usergroups = dict(usergroups or {})
-        self.hints = list(hints)
+        if callable(hints):
+            self._hints = hints
+        else:
+            fixed = list(hints)
+            self._hints = lambda: fixed
         self.title = title
         self.notice = notice
         self.events_url: str | None = None
+        self.pages_url: str | None = None
+        self._session: aiohttp.ClientSession | None = None
         self._closing = False
         self.long_polls = 0  # long polls waiting now
         emulator.extend(self._add_routes)
 
-    def attach(self, events_url: str) -> None:
-        """Send commands and clicks to the bot at `events_url` (its `/slack/events`)."""
+    def attach(self, events_url: str, pages_url: str | None = None) -> None:
+        """Send commands and clicks to the bot at `events_url` (its `/slack/events`); with `pages_url`
+        (the bot's base URL), serve its `/healthz` and `/metrics` here too."""
         self.events_url = events_url
+        self.pages_url = pages_url
+
+    @property
+    def hints(self) -> list[str]:
+        """The example commands the page offers now."""
+        return list(self._hints())
 
     @property
     def url(self) -> str:
@@ -116,12 +136,37 @@ class SlackConsole:
         app.router.add_get(API + "messages", self._messages)
         app.router.add_post(API + "command", self._command)
         app.router.add_post(API + "click", self._click)
+        for path in BOT_PAGES:
+            app.router.add_get(path, self._bot_page)
         app.on_shutdown.append(self._on_shutdown)
+        app.on_cleanup.append(self._on_cleanup)
 
     async def _on_shutdown(self, app: web.Application) -> None:
         """Release waiting long polls, or the server would wait for them before closing."""
         self._closing = True
         self.emulator.workspace.notify()
+
+    async def _on_cleanup(self, app: web.Application) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _bot_page(self, request: web.Request) -> web.Response:
+        """The bot's `/healthz` or `/metrics`, status, type and body as the bot answered."""
+        if self.pages_url is None:
+            raise web.HTTPNotFound()
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=BOT_PAGE_TIMEOUT)
+        try:
+            async with self._session.get(self.pages_url.rstrip("/") + request.path) as answer:
+                body = await answer.read()
+                kind = answer.headers.get("Content-Type", "text/plain")
+                status = answer.status
+        except (aiohttp.ClientError, TimeoutError):
+            return _error(ConsoleError(502, "the bot is not reachable"))
+        return web.Response(
+            status=status, body=body, headers={"Content-Type": kind, "Cache-Control": "no-store"}
+        )
 
     async def _page(self, request: web.Request) -> web.Response:
         return _static_file("console.html")
@@ -223,6 +268,7 @@ class SlackConsole:
         ws = self.emulator.workspace
         return {
             "version": self.version(channel, user),
+            "hints": self.hints,
             "channel": channel,
             "user": user,
             "messages": [self._message(m) for m in ws.messages(channel) if _sees(user, m)],

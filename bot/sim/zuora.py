@@ -1,6 +1,7 @@
 """A simulator of Zuora's test-environment API (Central Sandbox jobs) over real HTTP.
 
-Run it: ``python -m bot.sim.zuora --port 8090 [--speed 60]``. Use it in tests::
+Run it: ``python -m bot.sim.zuora --port 8090 [--speed 60]`` (job stages 60 times faster than
+Zuora's, on the real clock). Use it in tests::
 
     async with ZuoraSimulator(clock=ManualClock()) as sim:
         client = httpx.AsyncClient(base_url=sim.base_url)
@@ -281,10 +282,12 @@ def _parse_time(value: Any) -> datetime | None:
 class ZuoraSimulator:
     """Zuora's test-environment API on loopback; see the module docstring.
 
-    ``clock`` drives the job lifecycle (default: real time). Tokens expire ``token_ttl`` seconds
-    after issue on ``token_clock`` (default: real time), not on ``clock``: the demo speeds ``clock``
-    up and tests jump it hours ahead, and neither should expire a client's token under it. A test
-    of expiry passes a ``ManualClock`` as ``token_clock`` (or the same one as ``clock``).
+    ``clock`` drives the job lifecycle (default: real time); ``speed`` makes every job stage that
+    many times shorter than Zuora's (the demo's 20: a refresh in six minutes), the clock untouched,
+    so every time the API shows is the clock's. Tokens expire ``token_ttl`` seconds after issue on
+    ``token_clock`` (default: real time), not on ``clock``: tests jump ``clock`` hours ahead, and
+    that should not expire a client's token under it. A test of expiry passes a ``ManualClock`` as
+    ``token_clock`` (or the same one as ``clock``).
     With ``client_id``/``client_secret`` only that pair gets a token; otherwise any does.
     """
 
@@ -292,6 +295,7 @@ class ZuoraSimulator:
         self,
         clock: Clock | None = None,
         *,
+        speed: float = 1.0,
         client_id: str | None = None,
         client_secret: str | None = None,
         token_ttl: float = 3599,
@@ -301,7 +305,7 @@ class ZuoraSimulator:
         if (client_id is None) != (client_secret is None):
             raise ValueError("give both client_id and client_secret, or neither")
         self.clock: Clock = clock or SystemClock()
-        self.state = ZuoraState(self.clock)
+        self.state = ZuoraState(self.clock, speed=speed)
         self.requests: list[RecordedRequest] = []
         self.faults: list[Fault] = []
         self.holds: list[Hold] = []
@@ -787,7 +791,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090, help="0 picks a free port")
     parser.add_argument(
-        "--speed", type=float, default=60.0, help="simulated seconds per real second (default 60)"
+        "--speed",
+        type=float,
+        default=60.0,
+        help="job stages run this many times faster than Zuora's; times stay real (default 60)",
     )
     parser.add_argument("--client-id", help="the only client ID granted a token (default: any)")
     parser.add_argument("--client-secret", help="the secret that goes with --client-id")
@@ -802,7 +809,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 async def _serve(args: argparse.Namespace) -> None:
     sim = ZuoraSimulator(
-        SystemClock(speed=args.speed),
+        SystemClock(),
+        speed=args.speed,
         client_id=args.client_id,
         client_secret=args.client_secret,
         seed=not args.no_seed,

@@ -3,6 +3,10 @@
 Pure and synchronous: nothing here knows HTTP. A job stores only what happened to it (created,
 scheduled, cancel requested, failed); its status, progress and times are derived from the clock
 each time it is looked at, so no background task is needed.
+
+A state made with ``speed`` N runs every stage of its jobs (and a cancellation) N times faster than
+Zuora's: the clock stays what it is, so every time shown is real, and only the durations shrink.
+A scheduled refresh still waits for its scheduled time.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ ENVIRONMENT_TYPES = ("TEST", "ENTERPRISE", "TRIAL", "DEMO", "DEVELOPER")
 ENVIRONMENT_STATUSES = ("ACTIVE", "PROCESSING", "INACTIVE", "DEACTIVATED", "DELETED")
 DATA_COPY_TYPES = ("FULL", "CONFIGURATION")
 
-# Simulated seconds spent in each status, in order; a refresh takes about two hours.
+# Seconds spent in each status, in order (at speed 1); a refresh takes about two hours.
 PHASES: dict[str, tuple[tuple[str, float], ...]] = {
     "REFRESH": (
         ("NEW", 30),
@@ -102,6 +106,11 @@ class SimApiError(Exception):
         self.message = message
 
 
+def stage_seconds(job_type: str, speed: float = 1.0) -> list[tuple[str, float]]:
+    """Each status of a job of ``job_type`` and the seconds it lasts at ``speed``."""
+    return [(status, seconds / speed) for status, seconds in PHASES[job_type]]
+
+
 @dataclass
 class Job:
     """What happened to a job; everything else is derived by :func:`snapshot`."""
@@ -115,14 +124,22 @@ class Job:
     cancel_time: datetime | None = None
     cancelled_by: str | None = None
     fail_time: datetime | None = None
+    speed: float = 1.0
+    """How many times faster than Zuora's its stages run (the waiting for a scheduled time does not)."""
+    counts_for_refresh_period: bool = True
+    """False for a refresh started outside the 28/14-day rule (the demo's, as Zuora support could)."""
 
     @property
     def is_scheduled(self) -> bool:
         return self.scheduled_time is not None and self.scheduled_time > self.create_time
 
+    @property
+    def cancel_duration(self) -> timedelta:
+        return CANCEL_DURATION / self.speed
+
     def timeline(self) -> list[tuple[str, datetime]]:
         """Each status with the moment it begins, ending with COMPLETED."""
-        phases = list(PHASES[self.job_type])
+        phases = stage_seconds(self.job_type, self.speed)
         if self.is_scheduled:
             assert self.scheduled_time is not None
             waiting = (self.scheduled_time - self.create_time).total_seconds()
@@ -165,7 +182,7 @@ def snapshot(job: Job, now: datetime) -> JobSnapshot:
     update_time = now
     if job.cancel_time is not None and job.cancel_time <= now:
         frozen_at = job.cancel_time
-        cancelled_at = job.cancel_time + CANCEL_DURATION
+        cancelled_at = job.cancel_time + job.cancel_duration
         if now < cancelled_at:
             status, update_time = "CANCELLING", job.cancel_time
         else:
@@ -219,10 +236,14 @@ def new_environment_id() -> str:
 
 
 class ZuoraState:
-    """All environments and jobs of one simulated tenant, on one clock."""
+    """All environments and jobs of one simulated tenant, on one clock, their stages ``speed`` times
+    faster than Zuora's."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, *, speed: float = 1.0) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be positive")
         self.clock = clock
+        self.speed = speed
         self.environments: dict[str, Environment] = {}
 
     # --- lookups -----------------------------------------------------------------------------
@@ -259,12 +280,15 @@ class ZuoraState:
         return None
 
     def last_refresh_time(self, env: Environment) -> datetime | None:
-        """End of the last completed refresh (cancelled and failed ones do not count)."""
+        """End of the last completed refresh (cancelled and failed ones do not count, nor those started
+        outside the refresh period's rule)."""
         now = self.clock.now()
         ends = [env.initial_last_refresh] if env.initial_last_refresh else []
         for job in env.jobs.values():
+            if job.job_type != "REFRESH" or not job.counts_for_refresh_period:
+                continue
             snap = snapshot(job, now)
-            if job.job_type == "REFRESH" and snap.status == "COMPLETED" and snap.end_time:
+            if snap.status == "COMPLETED" and snap.end_time:
                 ends.append(snap.end_time)
         return max(ends, default=None)
 
@@ -387,9 +411,10 @@ class ZuoraState:
         """Add a job that is in ``status`` now, as if someone had started it in Zuora's UI.
 
         Without ``created_at`` the job is backdated to the middle of ``status`` (terminal
-        statuses: ended a minute ago). With it, the job starts then and must have reached
-        ``status`` by now. Business rules (refresh period) are not applied; one active job per
-        environment is, to keep the environment consistent.
+        statuses: ended a minute ago), its stages as long as the state's speed makes them. With it,
+        the job starts then and must have reached ``status`` by now. Business rules (refresh
+        period) are not applied; one active job per environment is, to keep the environment
+        consistent.
         """
         env = self.environment(env_id)
         if job_type not in PHASES:
@@ -399,7 +424,8 @@ class ZuoraState:
         if status not in TERMINAL_STATUSES and self.active_job(env) is not None:
             raise ValueError(f"environment {env_id} already has an active job")
         now = self.clock.now()
-        phases = PHASES[job_type]
+        phases = stage_seconds(job_type, self.speed)
+        cancel_duration = CANCEL_DURATION / self.speed
         offsets: dict[str, float] = {}
         elapsed = 0.0
         for name, seconds in phases:
@@ -415,6 +441,7 @@ class ZuoraState:
             job_type=job_type,
             create_time=now,
             created_by=created_by,
+            speed=self.speed,
         )
         since = timedelta(seconds=0)
         if status == "SCHEDULED":
@@ -427,8 +454,8 @@ class ZuoraState:
             since = timedelta(seconds=cancel_point)
             job.cancel_time = now
         elif status == "CANCELLED":
-            since = timedelta(seconds=cancel_point) + CANCEL_DURATION + timedelta(seconds=60)
-            job.cancel_time = now - CANCEL_DURATION - timedelta(seconds=60)
+            since = timedelta(seconds=cancel_point) + cancel_duration + timedelta(seconds=60)
+            job.cancel_time = now - cancel_duration - timedelta(seconds=60)
         elif status == "FAILED":
             since = timedelta(seconds=fail_point + 60)
             job.fail_time = now - timedelta(seconds=60)
@@ -489,6 +516,7 @@ class ZuoraState:
             create_time=now,
             created_by=user_id,
             scheduled_time=scheduled,
+            speed=self.speed,
         )
         env.jobs[job.id] = job
         return job

@@ -565,6 +565,10 @@ async function pollForever() {
       if (view.channel !== state.channel || view.user !== state.user) continue;
       state.version = view.version;
       state.view = view;
+      if (Array.isArray(view.hints) && view.hints.join("\n") !== state.ws.hints.join("\n")) {
+        state.ws.hints = view.hints; // they name jobs that exist now
+        renderHints();
+      }
       state.seen[view.channel] = view.counts[view.channel] || 0;
       for (const id of Object.keys(view.counts)) if (state.seen[id] === undefined) state.seen[id] = view.counts[id];
       renderMessages(view);
