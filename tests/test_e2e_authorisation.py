@@ -143,6 +143,7 @@ async def test_a_refusal_names_whom_to_ask_as_the_operator_set_it(
     await slack.send_command(bot.events_url, "envs", STRANGER, CHANNEL)
     refusal = await reply_to(slack, CHANNEL, STRANGER, "Refresh Central Sandbox")
     shown = refusal.blocks[0]["text"]["text"]
-    assert "Ask in #platform-help for &lt;!here&gt; access." in shown  # the operator's sentence, escaped
+    # The operator's sentence, escaped.
+    assert "Ask in #platform-help for &lt;!here&gt; access." in shown
     assert "SANDBOX_" not in shown
     assert api_calls(zuora) == []
