@@ -336,6 +336,7 @@ class Operations:
             return Told(blocks.refresh_in_flight(env), "duplicate")
         self._refreshes_in_flight.add(env.id)
         track_id = new_track_id()
+        asked_at = self._now()
         try:
             job = await self._zuora.create_refresh_job(env.id, scheduled_at=at, track_id=track_id)
         except ZuoraError as error:
@@ -348,10 +349,14 @@ class Operations:
                 "refresh", user=click.user_id, env=env.id, outcome="error", status=error.status,
                 track_id=error.track_id, request_id=error.request_id,
             )  # fmt: skip
-            return ZuoraFailed(
-                blocks.zuora_error(error, command),
-                AuditLine(env, None, blocks.action_failed(click.user_id, command, error)),
-            )
+            started = None if zuora_did_not_act(error) else await self._started_since(env, asked_at)
+            if started is None:
+                return ZuoraFailed(
+                    blocks.zuora_error(error, command),
+                    AuditLine(env, None, blocks.action_failed(click.user_id, command, error)),
+                )
+            job, track_id = started  # the answer was lost, but the refresh did start
+            log.warning("refresh answer lost; its job found", extra={"job": job.id, "env": env.id})
         finally:
             self._refreshes_in_flight.discard(env.id)
         self._confirmed[click.block_id] = (self._now(), job.id)
@@ -362,6 +367,22 @@ class Operations:
         verb = "started" if at is None else "scheduled"
         done = blocks.refresh_requested(env, job)
         return JobActed(env, job, click.user_id, verb, track_id, done=done)
+
+    async def _started_since(self, env: EnvRef, asked_at: datetime) -> tuple[Job, str] | None:
+        """After a create whose answer was lost: the refresh job Zuora shows as created since it was asked for
+        (a minute's leeway for clocks), if any, and the track ID of that read. None when there is none or
+        Zuora cannot be read: the user is then told the refresh may have started."""
+        track_id = new_track_id()
+        try:
+            jobs = await self._zuora.list_jobs(env.id, track_id=track_id)
+        except ZuoraError:
+            return None
+        since = asked_at - timedelta(minutes=1)
+        for job in jobs:
+            created = job.create_time
+            if job.id and not job.is_terminal and created is not None and created >= since:
+                return job, track_id
+        return None
 
     def _env(self, env_id: str) -> EnvRef:
         alias = next((a for a, i in self._aliases.items() if i == env_id), None)

@@ -156,3 +156,19 @@ async def test_an_expired_response_url_still_answers_the_user(
     assert any("reply through response_url failed" in r.getMessage() for r in caplog.records)
     fallbacks = bot.metrics.slack_calls.labels("reply_fallback", "used")._value.get()
     assert fallbacks == 1
+
+
+async def test_a_refresh_applied_whose_answer_was_lost_is_reported_as_started(
+    start_bot: StartBot, slack: SlackEmulator, zuora: ZuoraSimulator
+) -> None:
+    from bot.sim.zuora_seed import ENV_QA
+    from tests.test_e2e_console import ask_refresh
+
+    bot = await start_bot(sandbox_environments=f"qa={ENV_QA}")
+    zuora.inject("drop_after", operation="createTestEnvironmentJob", count=1)
+    confirmation = await ask_refresh(bot, slack, "refresh qa")
+    await confirmation.click()
+    card = await reply_to(slack, CHANNEL, ALLOWED, "Refresh job")
+    assert card.ephemeral_for is None and "Could not" not in text_of(card)
+    assert len(zuora_calls(zuora, "createTestEnvironmentJob")) == 1  # read back, not sent again
+    await slack.wait_for_message(NOTIFY, lambda m: m.is_reply and "started job" in text_of(m))

@@ -41,6 +41,9 @@ class FakeZuora:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
+        self.listed: (
+            list[Job] | None
+        ) = []  # what list_jobs shows ([]: one running job; None: `answer`)
         self.answer: Job | Exception = Job(id=JOB, status="CANCELLING", jobType="REFRESH")
         self.hold: asyncio.Event | None = None
         # A Central Sandbox last refreshed 40 days before NOW: a refresh is possible.
@@ -67,8 +70,10 @@ class FakeZuora:
         return await self._answer("get", env_id, job_id)
 
     async def list_jobs(self, env_id: str, *, track_id: str) -> list[Job]:
-        await self._answer("list", env_id)
-        return [Job(id=JOB, status="EXPORTING")]
+        self.calls.append(("list", (env_id,)))
+        if self.listed is None:
+            await self._answer("list-failed", env_id)
+        return self.listed or [Job(id=JOB, status="EXPORTING")]
 
     async def list_test_environments(self, *, track_id: str) -> list[TestEnvironment]:
         await self._answer("envs")
@@ -262,7 +267,20 @@ async def test_a_refresh_that_may_have_started_keeps_its_confirmation_used(
     assert isinstance(failed, ZuoraFailed) and "may have started" in str(failed.message.blocks)
     again = await ops.click_refresh_confirm(click)
     assert isinstance(again, Told) and again.metric == "duplicate"
-    assert len(zuora.calls) == 1
+    assert [name for name, _ in zuora.calls if name == "create"] == ["create"]
+
+
+async def test_a_refresh_whose_answer_was_lost_but_started_is_reported_as_started(
+    ops: Operations, zuora: FakeZuora
+) -> None:
+    zuora.answer = ZuoraServerError(operation="createJobOfTestEnvironment", status=502)
+    zuora.listed = [
+        Job(id="j-old", status="COMPLETED", createTime=NOW - timedelta(days=40)),
+        Job(id="j-new", status="QUEUED", jobType="REFRESH", createTime=NOW),
+    ]
+    outcome = await ops.click_refresh_confirm(await confirmation(ops))
+    assert isinstance(outcome, JobActed) and outcome.job.id == "j-new" and outcome.verb == "started"
+    assert [name for name, _ in zuora.calls] == ["create", "list"]  # read back, never created again
 
 
 async def test_refresh_status_keeps_who_asked_from_the_block_the_bot_set(
