@@ -145,3 +145,22 @@ def no_secrets_logged(
     logged = "\n".join(f"{r.getMessage()} {r.__dict__!r}" for r in records)
     for secret in (*SECRETS, *issued):
         assert secret not in logged, "a secret reached the logs"
+
+
+# The root logger and every logger configure() sets a level on.
+CONFIGURED_LOGGERS = ("", "aiohttp.access", "httpx")
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Put back the root handlers and every level configure() sets: later tests log as before."""
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    levels = {name: logging.getLogger(name).level for name in CONFIGURED_LOGGERS}
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterator
 
 import pytest
 
@@ -124,25 +123,6 @@ def test_json_formatter_scrubs_message_extras_and_traceback(redact: Redactor) ->
 
 
 # -- configure ------------------------------------------------------------------------------------------------
-
-
-# The root logger and every logger configure() sets a level on.
-CONFIGURED_LOGGERS = ("", "aiohttp.access", "httpx")
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """Put back the root handlers and every level configure() sets: later tests log as before."""
-    root = logging.getLogger()
-    handlers = list(root.handlers)
-    levels = {name: logging.getLogger(name).level for name in CONFIGURED_LOGGERS}
-    yield
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
 
 
 @pytest.mark.usefixtures("restore_logging")

@@ -5,9 +5,7 @@ requests, envelopes and the WebSocket URL."""
 from __future__ import annotations
 
 import io
-import logging
 import re
-from collections.abc import Iterator
 
 import pytest
 
@@ -18,23 +16,12 @@ from bot.sim.zuora import ZuoraSimulator
 from bot.sim.zuora_seed import JOB_CANCELLABLE
 from tests.conftest import ALLOWED, APP_TOKEN, CHANNEL, SECRETS, StartBot
 from tests.e2e import reply_to, until_handled
-from tests.test_logs import CONFIGURED_LOGGERS
 
 
 @pytest.fixture
-def output() -> Iterator[io.StringIO]:
+def output(restore_logging: None) -> io.StringIO:
     """What the bot's log handler writes, at DEBUG; the logging set-up is put back afterwards."""
-    root = logging.getLogger()
-    handlers = list(root.handlers)
-    levels = {name: logging.getLogger(name).level for name in CONFIGURED_LOGGERS}
-    stream = io.StringIO()
-    yield stream
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
+    return io.StringIO()
 
 
 def leaks(text: str, slack: SlackEmulator, zuora: ZuoraSimulator) -> list[str]:
