@@ -15,7 +15,6 @@ the bot serves, 503 before and while Slack rejects the token. Details are short 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Any, Literal
 
 from slack_sdk.errors import SlackApiError
 
+from bot.tasks import cancel_and_wait
 from bot.zuora.auth import OPERATION as TOKEN_OPERATION
 from bot.zuora.auth import TokenSource
 from bot.zuora.errors import ZuoraAuthenticationError, ZuoraError, ZuoraTimeoutError
@@ -124,11 +124,8 @@ class SlackHealth:
         self._task = asyncio.create_task(self._run(), name="slack-health")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

@@ -21,7 +21,6 @@ is kept current. That is done here:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -36,6 +35,7 @@ from bot.env_view import EnvironmentView
 from bot.notification_channel import CardRef, Key, NotificationChannel, card_metadata
 from bot.outcomes import AuditLine, JobActed, JobOutcome
 from bot.slack_surface import Origin, SlackSurface
+from bot.tasks import cancel_and_wait
 from bot.zuora.errors import ZuoraError, ZuoraNotFoundError
 from bot.zuora.models import Job, JobStatus, is_terminal
 
@@ -199,15 +199,9 @@ class JobCards:
         if self._retries:
             _done, left = await asyncio.wait(set(self._retries), timeout=records_budget)
             for task in left:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        tasks = list(self._pollers.values())
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await cancel_and_wait(task)
+        for task in list(self._pollers.values()):
+            await cancel_and_wait(task)
         self._pollers.clear()
         self._followed.clear()
 

@@ -18,7 +18,6 @@ gets its card updated.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -27,6 +26,7 @@ from bot.backoff import next_delay
 from bot.commands import EnvRef
 from bot.env_view import EnvironmentView
 from bot.job_cards import JobCards
+from bot.tasks import cancel_and_wait
 from bot.zuora.client import ZuoraClient
 from bot.zuora.errors import ZuoraError
 from bot.zuora.models import is_terminal
@@ -74,11 +74,8 @@ class JobWatch:
         self._task = asyncio.create_task(self._run(), name="job-watch")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         failures = 0
