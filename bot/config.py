@@ -36,6 +36,12 @@ HOSTNAME = re.compile(
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
 )
 ACCESS_HELP_MAX = 300  # one sentence in a refusal
+EVERY_MEMBER = "*"  # in SANDBOX_VIEWER_USERS: every full member of the installing workspace
+DEFAULT_REMIND_BEFORE = (24 * 3600.0, 3600.0)
+MAX_REMIND_BEFORE = 30 * 86400.0  # Zuora schedules refreshes weeks ahead at most; a month is plenty
+DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+DEFAULT_REDIS_PREFIX = "sandbox-bot:"
+REDIS_PREFIX = re.compile(r"^[A-Za-z0-9_.:/-]{1,64}$")
 DEFAULT_HOST = "0.0.0.0"  # noqa: S104 (a server's default: every interface, as in a container)
 
 # Zuora's REST hosts (reference: Zuora's "API endpoints"). Test-environment operations exist only on the
@@ -141,12 +147,19 @@ class Settings(BaseSettings):
 
     sandbox_allowed_users: CommaList = ()
     sandbox_allowed_usergroups: CommaList = ()
+    sandbox_viewer_users: CommaList = ()
+    sandbox_viewer_usergroups: CommaList = ()
     sandbox_access_help: str | None = None
     sandbox_environments: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     sandbox_notify_channel: str | None = None
     sandbox_poll_seconds: float = Field(default=20.0, ge=0.05, le=3600)
     sandbox_watch_environments: CommaList = ()
     sandbox_watch_seconds: float = Field(default=60.0, ge=0.05, le=86400)
+    # Lead times (seconds, longest first) of the reminders before a scheduled refresh; empty: none.
+    sandbox_remind_before: Annotated[tuple[float, ...], NoDecode] = DEFAULT_REMIND_BEFORE
+    sandbox_notify_mention: CommaList = ()
+    sandbox_redis_url: SecretStr | None = None  # may carry a password: shown masked
+    sandbox_redis_prefix: str = DEFAULT_REDIS_PREFIX
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
@@ -262,6 +275,9 @@ class Settings(BaseSettings):
     @field_validator(
         "sandbox_allowed_users",
         "sandbox_allowed_usergroups",
+        "sandbox_viewer_users",
+        "sandbox_viewer_usergroups",
+        "sandbox_notify_mention",
         "sandbox_watch_environments",
         mode="before",
     )
@@ -279,7 +295,76 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("sandbox_allowed_usergroups")
+    @field_validator("sandbox_viewer_users")
+    @classmethod
+    def _viewers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [item for item in value if item != EVERY_MEMBER and not USER_ID.fullmatch(item)]
+        if bad:
+            raise ValueError(
+                f"{len(bad)} entr{'y is' if len(bad) == 1 else 'ies are'} not a Slack user ID (U… or W…) "
+                f"or {EVERY_MEMBER} (every full member of the workspace)"
+            )
+        return value
+
+    @field_validator("sandbox_notify_mention")
+    @classmethod
+    def _mentions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [
+            item for item in value if not (USER_ID.fullmatch(item) or USERGROUP_ID.fullmatch(item))
+        ]
+        if bad:
+            raise ValueError(
+                f"{len(bad)} entr{'y is' if len(bad) == 1 else 'ies are'} not a Slack user-group ID (S…) "
+                "or user ID (U… or W…)"
+            )
+        return value
+
+    @field_validator("sandbox_remind_before", mode="before")
+    @classmethod
+    def _remind_before(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        leads: list[float] = []
+        for number, item in enumerate(_split(value), start=1):
+            seconds = _duration(item)
+            if seconds is None:
+                raise ValueError(
+                    f"entry {number} is not a duration such as 24h, 1h, 15m, 90s or 1d12h"
+                )
+            if not 0 < seconds <= MAX_REMIND_BEFORE:
+                raise ValueError(f"entry {number} must be more than 0 and at most 30 days")
+            leads.append(seconds)
+        return tuple(sorted(set(leads), reverse=True))
+
+    @field_validator("sandbox_redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None  # blank: in-process coordination, one replica
+        try:
+            parts = urlsplit(value.get_secret_value().strip())
+            parts.port  # noqa: B018 (raises on a malformed port)
+        except ValueError:
+            raise ValueError(
+                "must be a redis:// or rediss:// URL, e.g. redis://redis:6379/0"
+            ) from None
+        if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+            raise ValueError(
+                "must be a redis:// or rediss:// URL with a host, e.g. redis://redis:6379/0"
+            )
+        return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("sandbox_redis_prefix")
+    @classmethod
+    def _redis_prefix(cls, value: str) -> str:
+        text = value.strip()
+        if not text:
+            return DEFAULT_REDIS_PREFIX
+        if not REDIS_PREFIX.fullmatch(text):
+            raise ValueError("must be 1 to 64 letters, digits or _ . : / -")
+        return text
+
+    @field_validator("sandbox_allowed_usergroups", "sandbox_viewer_usergroups")
     @classmethod
     def _groups(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         bad = [item for item in value if not USERGROUP_ID.fullmatch(item)]
@@ -358,7 +443,11 @@ class Settings(BaseSettings):
         rows: list[tuple[str, str]] = []
         for name in type(self).model_fields:
             value = getattr(self, name)
-            if isinstance(value, SecretStr):
+            if name == "sandbox_redis_url" and value is not None:
+                shown = redis_location(value)
+            elif name == "sandbox_remind_before":
+                shown = ", ".join(format_duration(lead) for lead in value) or "(none: no reminders)"
+            elif isinstance(value, SecretStr):
                 shown = _mask(value)
             elif value is None or value in ((), {}):
                 shown = "(not set)"
@@ -370,6 +459,34 @@ class Settings(BaseSettings):
                 shown = str(value)
             rows.append((name.upper(), shown))
         return rows
+
+
+def _duration(text: str) -> float | None:
+    match = DURATION.fullmatch(text.strip().lower())
+    if match is None or not any(match.groups()):
+        return None
+    days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
+
+
+def format_duration(seconds: float) -> str:
+    """`86400` -> `1d`, `5400` -> `1h30m`: the form SANDBOX_REMIND_BEFORE is written in."""
+    left = int(seconds)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if left >= size:
+            parts.append(f"{left // size}{unit}")
+            left %= size
+    return "".join(parts) or "0s"
+
+
+def redis_location(url: SecretStr) -> str:
+    """Where Redis is, without its password: `rediss://redis.internal:6380/0 (password set)`."""
+    parts = urlsplit(url.get_secret_value())
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    shown = f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path}"
+    return shown + (" (password set)" if parts.password else "")
 
 
 def _mask(secret: SecretStr) -> str:

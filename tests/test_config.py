@@ -83,6 +83,12 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.sandbox_allowed_usergroups == ()
     assert settings.sandbox_access_help is None
     assert settings.sandbox_watch_environments == ()
+    assert settings.sandbox_viewer_users == ()
+    assert settings.sandbox_viewer_usergroups == ()
+    assert settings.sandbox_remind_before == (86400, 3600)
+    assert settings.sandbox_notify_mention == ()
+    assert settings.sandbox_redis_url is None
+    assert settings.sandbox_redis_prefix == "sandbox-bot:"
     assert dict(settings.aliases) == {}
     assert settings.socket_mode is False
 
@@ -108,6 +114,12 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
             "SANDBOX_POLL_SECONDS": "5",
             "SANDBOX_WATCH_ENVIRONMENTS": "staging",
             "SANDBOX_WATCH_SECONDS": "90",
+            "SANDBOX_VIEWER_USERS": "*, U0CCC333",
+            "SANDBOX_VIEWER_USERGROUPS": "S0BILLING",
+            "SANDBOX_REMIND_BEFORE": "1h, 24h,15m,1d",
+            "SANDBOX_NOTIFY_MENTION": "S0PLATFORM,U0AAA111",
+            "SANDBOX_REDIS_URL": "rediss://:hunter2-redis@redis.internal:6380/1",
+            "SANDBOX_REDIS_PREFIX": "sandbox-prod:",
             "LOG_LEVEL": "DEBUG",
             "LOG_FORMAT": "json",
         },
@@ -136,6 +148,13 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.sandbox_poll_seconds == 5
     assert s.sandbox_watch_environments == ("staging",)
     assert s.sandbox_watch_seconds == 90
+    assert s.sandbox_viewer_users == ("*", "U0CCC333")
+    assert s.sandbox_viewer_usergroups == ("S0BILLING",)
+    assert s.sandbox_remind_before == (86400, 3600, 900)  # longest first, 1d and 24h once
+    assert s.sandbox_notify_mention == ("S0PLATFORM", "U0AAA111")
+    assert s.sandbox_redis_url is not None
+    assert s.sandbox_redis_url.get_secret_value() == "rediss://:hunter2-redis@redis.internal:6380/1"
+    assert s.sandbox_redis_prefix == "sandbox-prod:"
     assert s.log_level == "DEBUG"
     assert s.log_format == "json"
     assert s.socket_mode is True
@@ -606,3 +625,54 @@ def test_env_example_documents_every_setting() -> None:
         if "=" in line and not line.startswith("#")
     }
     assert documented == {name.upper() for name in Settings.model_fields}
+
+
+# -- roles, reminders, mentions, Redis ------------------------------------------------------------------------
+
+
+def test_blank_remind_before_turns_reminders_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    setenv(monkeypatch, {**MINIMAL, "SANDBOX_REMIND_BEFORE": ""})
+    assert load_settings(env_file=None).sandbox_remind_before == ()
+
+
+@pytest.mark.parametrize("text", ["1x", "h", "-1h", "0m", "31d", "1h,soon"])
+def test_bad_remind_before_is_named(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    problems = problems_for(monkeypatch, SANDBOX_REMIND_BEFORE=text)
+    assert [variable_of(p) for p in problems] == ["SANDBOX_REMIND_BEFORE"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SANDBOX_VIEWER_USERS", "U0AAA111,everyone"),
+        ("SANDBOX_VIEWER_USERS", "**"),
+        ("SANDBOX_VIEWER_USERGROUPS", "U0AAA111"),
+        ("SANDBOX_NOTIFY_MENTION", "@channel"),
+        ("SANDBOX_NOTIFY_MENTION", "<!here>"),
+        ("SANDBOX_REDIS_URL", "http://redis:6379"),
+        ("SANDBOX_REDIS_URL", "redis://:6379"),
+        ("SANDBOX_REDIS_URL", "redis://redis:notaport"),
+        ("SANDBOX_REDIS_PREFIX", "has space"),
+    ],
+)
+def test_role_mention_and_redis_problems_are_named(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    problems = problems_for(monkeypatch, **{variable: value})
+    assert [variable_of(p) for p in problems] == [variable]
+    assert all(value not in p for p in problems)
+
+
+def test_check_shows_where_redis_is_without_its_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    setenv(
+        monkeypatch,
+        {
+            **MINIMAL,
+            "SANDBOX_REDIS_URL": "rediss://bot:hunter2-redis@redis.internal:6380/1",
+            "SANDBOX_REMIND_BEFORE": "1d,90m",
+        },
+    )
+    rows = dict(load_settings(env_file=None).describe())
+    assert rows["SANDBOX_REDIS_URL"] == "rediss://redis.internal:6380/1 (password set)"
+    assert rows["SANDBOX_REMIND_BEFORE"] == "1d, 1h30m"
+    assert all("hunter2" not in shown for shown in rows.values())
