@@ -28,7 +28,7 @@ from bot.commands import (
     escape_mrkdwn,
     usage_line,
 )
-from bot.permissions import Grantors
+from bot.permissions import Grantors, Role
 from bot.zuora.errors import (
     ZuoraAuthenticationError,
     ZuoraError,
@@ -243,8 +243,10 @@ def job_card(
     track_id: str | None = None,
     note: str | None = None,
     warning: str | None = None,
+    act: bool = True,
 ) -> Message:
     """A job card: type and status, progress, environment, job, who asked, times, track ID, buttons.
+    `act=False`: a card only a viewer sees, without *Cancel job*.
 
     `note` (mrkdwn, built from escaped values) heads the card, e.g. who cancelled it; `warning` (mrkdwn) says
     that the card could not be kept current just now.
@@ -285,7 +287,7 @@ def job_card(
         }
     )
     buttons = []
-    if buttonable(env, job.id) and is_cancellable(job.status):
+    if act and buttonable(env, job.id) and is_cancellable(job.status):
         buttons.append(cancel_button(env, job_id))
     if buttonable(env, job.id):
         buttons.append(status_button(env, job_id))
@@ -508,8 +510,30 @@ def whom_to_ask(grantors: Grantors) -> str:
     return f"To get it, ask {_or(names)}."
 
 
-def refusal(user_id: str, *, reason: str, ask: Grantors) -> Message:
-    """A refusal names the permission, why, and whom to ask for it."""
+def refusal(
+    user_id: str,
+    *,
+    reason: str,
+    ask: Grantors,
+    needed: Role = "operator",
+    role: Role | None = None,
+) -> Message:
+    """A refusal names the permission, why, and whom to ask for it. `needed`: what the command needs (acting
+    needs *Refresh Central Sandbox*; looking needs the viewer role or it); `role`: what the user has."""
+    if needed == "viewer":
+        text = (
+            f":no_entry: {mention(user_id)}, looking at sandbox jobs in this bot needs the viewer role or the "
+            f"*{PERMISSION}* permission, and you have neither, so Zuora was not called. {reason}\n"
+            f"{whom_to_ask(ask)}"
+        )
+        return Message(
+            text="You may not look at sandbox jobs in this bot.", blocks=[_section(text)]
+        )
+    if role == "viewer":
+        reason = (
+            f"You are a viewer: you may look (`{COMMAND} status`, `jobs`, `envs`, *Refresh status*), "
+            "but cancelling and refreshing are for operators."
+        )
     text = (
         f":no_entry: {mention(user_id)}, you do not have the *{PERMISSION}* permission in this bot, "
         f"so Zuora was not called. {reason}\n{whom_to_ask(ask)}"
@@ -650,15 +674,22 @@ def poll_failed(error: ZuoraError, retry_in: float) -> str:
     )
 
 
-def help_message(*, allowed: bool, usage: str, ask: Grantors) -> Message:
-    """Help lists only what the asking user may run; to anyone else it says whom to ask."""
-    if not allowed:
+def help_message(*, role: Role | None, usage: str, ask: Grantors) -> Message:
+    """Help lists only what the asking user's role allows (`usage`, built for it); to a user without a role
+    it says whom to ask."""
+    if role is None:
         text = (
             f":wave: `{COMMAND}` manages Zuora Central Sandbox refresh jobs.\n"
-            f"You do not have the *{PERMISSION}* permission in this bot, so only `{COMMAND} help` is open to you. "
-            f"{whom_to_ask(ask)}"
+            f"You have no role in this bot (neither viewer nor the *{PERMISSION}* permission), so only "
+            f"`{COMMAND} help` is open to you. {whom_to_ask(ask)}"
         )
         return Message(text="/sandbox help", blocks=[_section(text)])
+    if role == "viewer":
+        note = (
+            f"You are a viewer: you may look. Cancelling and refreshing need the *{PERMISSION}* permission. "
+            f"{whom_to_ask(ask)}"
+        )
+        return Message(text="/sandbox help", blocks=[_section(usage), _context(note)])
     return Message(text="/sandbox help", blocks=[_section(usage)])
 
 
@@ -677,7 +708,10 @@ def sort_jobs(jobs: Sequence[Job]) -> list[Job]:
     return sorted(jobs, key=_sort_key)
 
 
-def job_list(jobs: Sequence[Job], env: EnvRef, *, track_id: str | None) -> Message:
+def job_list(
+    jobs: Sequence[Job], env: EnvRef, *, track_id: str | None, act: bool = True
+) -> Message:
+    """The jobs of an environment. `act=False`: a list only a viewer sees, without *Cancel job* buttons."""
     ordered = sort_jobs(jobs)
     shown, rest = ordered[:MAX_LISTED], len(ordered) - MAX_LISTED
     active = sum(1 for job in ordered if not is_terminal(job.status))
@@ -704,7 +738,7 @@ def job_list(jobs: Sequence[Job], env: EnvRef, *, track_id: str | None) -> Messa
         if is_terminal(job.status):
             line += f" · ended {slack_date(job.job_end_time)}"
         section = _section(line)
-        if buttonable(env, job.id) and is_cancellable(job.status):
+        if act and buttonable(env, job.id) and is_cancellable(job.status):
             section["accessory"] = cancel_button(env, job_id)
         elif buttonable(env, job.id) and not is_terminal(job.status):
             section["accessory"] = status_button(env, job_id)

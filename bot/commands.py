@@ -59,7 +59,8 @@ class EnvRef:
     alias: str | None
 
 
-Role = Literal["anyone", "operator"]
+# Who may run a subcommand: anyone, viewers (and operators), or operators only (bot.permissions).
+Role = Literal["anyone", "viewer", "operator"]
 
 
 class Parseable(Protocol):
@@ -144,7 +145,7 @@ class Help:
         return cls()  # help with anything after it is still a request for help
 
 
-@subcommand("envs", "the test environments, their status and last/next refresh")
+@subcommand("envs", "the test environments, their status and last/next refresh", role="viewer")
 @dataclass(frozen=True, slots=True)
 class Envs:
     name: ClassVar[str]
@@ -155,7 +156,7 @@ class Envs:
         return cls()
 
 
-@subcommand("jobs <env>", "the jobs of an environment, newest first")
+@subcommand("jobs <env>", "the jobs of an environment, newest first", role="viewer")
 @dataclass(frozen=True, slots=True)
 class Jobs:
     name: ClassVar[str]
@@ -167,7 +168,7 @@ class Jobs:
         return cls(args.env(0))
 
 
-@subcommand("status <env> <job>", "one job")
+@subcommand("status <env> <job>", "one job", role="viewer")
 @dataclass(frozen=True, slots=True)
 class Status:
     name: ClassVar[str]
@@ -258,20 +259,39 @@ def usage_line(subcommand: str) -> str:
     return escape_mrkdwn(f"{COMMAND} {USAGE[subcommand]}")
 
 
-def usage_text(aliases: Mapping[str, str]) -> str:
-    """The help text (mrkdwn, escaped): one line per subcommand, what the arguments are, examples."""
+def usage_text(aliases: Mapping[str, str], *, role: Role = "operator") -> str:
+    """The help text (mrkdwn, escaped): one line per subcommand `role` may run, what the arguments are,
+    examples."""
     env = next(iter(aliases), "2c92c0f9-4a7d3c5e")
     job = "8a8aa1d1-46b3-4c0b-9bcd-0e1c1b5d3b2a"
     known = _alias_list(aliases) or "none configured"
+    allowed = [d for d in SUBCOMMAND_DEFINITIONS.values() if may_run(role, d.role)]
+    examples = [f"`{COMMAND} jobs {env}`"]
+    if role == "operator":
+        examples += [
+            f"`{COMMAND} cancel {env} {job}`",
+            f"`{COMMAND} refresh {env} at 2030-01-31T22:00Z`",
+        ]
+    else:
+        examples.append(f"`{COMMAND} status {env} {job}`")
     lines = [
         "*Usage*",
-        *(f"• `{COMMAND} {d.usage}`: {d.summary}" for d in SUBCOMMAND_DEFINITIONS.values()),
-        f"`<env>` is an alias ({known}) or a test environment ID; `<job>` is a job ID; "
-        f"`<time>` is {_TIME_HINT} (UTC when no offset is given).",
-        f"Examples: `{COMMAND} jobs {env}`, `{COMMAND} cancel {env} {job}`, "
-        f"`{COMMAND} refresh {env} at 2030-01-31T22:00Z`",
+        *(f"• `{COMMAND} {d.usage}`: {d.summary}" for d in allowed),
+        f"`<env>` is an alias ({known}) or a test environment ID; `<job>` is a job ID"
+        + (
+            f"; `<time>` is {_TIME_HINT} (UTC when no offset is given)."
+            if role == "operator"
+            else "."
+        ),
+        f"Examples: {', '.join(examples)}",
     ]
     return escape_mrkdwn("\n".join(lines))
+
+
+def may_run(role: Role, needed: Role) -> bool:
+    """Whether a user of `role` may run what needs `needed` (operators may do everything)."""
+    order = {"anyone": 0, "viewer": 1, "operator": 2}
+    return order[role] >= order[needed]
 
 
 def validate_id(value: str, argument: str, *, subcommand: str | None = None) -> str:

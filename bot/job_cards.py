@@ -33,7 +33,7 @@ from bot.backoff import next_delay
 from bot.commands import EnvRef
 from bot.env_view import EnvironmentView
 from bot.notification_channel import CardRef, Key, NotificationChannel, card_metadata
-from bot.outcomes import AuditLine, JobActed, JobOutcome
+from bot.outcomes import AuditLine, JobActed, JobLooked, JobOutcome
 from bot.slack_surface import Origin, SlackSurface
 from bot.tasks import cancel_and_wait
 from bot.zuora.errors import ZuoraError, ZuoraNotFoundError
@@ -146,8 +146,11 @@ class JobCards:
             notification.is_card(origin.channel_id, origin.message_ts)
             or (in_notification_channel and acted)
         )
+        # A card only a viewer sees has no Cancel job; a shared message shows everyone the same buttons.
+        private = origin.message_ts is None or origin.is_ephemeral
+        act = not isinstance(outcome, JobLooked) or outcome.may_act or not private
         card = blocks.job_card(
-            outcome.job, outcome.env, requested_by=requested_by, track_id=outcome.track_id
+            outcome.job, outcome.env, requested_by=requested_by, track_id=outcome.track_id, act=act
         )
         placed: ChannelCard | None = None
         try:

@@ -44,7 +44,7 @@ from bot.outcomes import (
     Told,
     ZuoraFailed,
 )
-from bot.permissions import Decision, Permissions
+from bot.permissions import Permissions, Role, Standing
 from bot.zuora.client import ZuoraClient
 from bot.zuora.errors import ZuoraError, zuora_did_not_act
 from bot.zuora.models import Job, JobStatus, TestEnvironment
@@ -59,20 +59,32 @@ MAX_CONFIRMED = (
 _CONFIRM_BLOCK = re.compile(r"^refresh:([UW][A-Z0-9]{2,20}):([0-9]{9,11}):[0-9a-f]{8}$")
 
 C = TypeVar("C", bound=Parseable)
-Handler = Callable[["Operations", str, Any], Awaitable[Outcome]]
+Handler = Callable[["Operations", "Asker", Any], Awaitable[Outcome]]
 _HANDLERS: dict[type[Parseable], Handler] = {}
 
 
 def handles(
     kind: type[C],
-) -> Callable[[Callable[[Operations, str, C], Awaitable[Outcome]]], Handler]:
+) -> Callable[[Callable[[Operations, Asker, C], Awaitable[Outcome]]], Handler]:
     """Register the handler of a command class (as Bolt registers a listener)."""
 
-    def register(handler: Callable[[Operations, str, C], Awaitable[Outcome]]) -> Handler:
+    def register(handler: Callable[[Operations, Asker, C], Awaitable[Outcome]]) -> Handler:
         _HANDLERS[kind] = handler
         return handler
 
     return register
+
+
+@dataclass(frozen=True, slots=True)
+class Asker:
+    """Who typed a command, and their role (already checked against the subcommand's)."""
+
+    user_id: str
+    role: Role | None
+
+    @property
+    def may_act(self) -> bool:
+        return self.role == "operator"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,11 +124,13 @@ class Operations:
             command = parse(text, self._aliases, now=self._now())
         except UsageError as error:
             return Told(blocks.usage_error(error), "usage")
-        if SUBCOMMAND_DEFINITIONS[command.name].role != "anyone":
-            refusal = await self._authorise(user_id, command.name, **_command_fields(command))
-            if refusal is not None:
-                return refusal
-        return await _HANDLERS[type(command)](self, user_id, command)
+        needed = SUBCOMMAND_DEFINITIONS[command.name].role
+        standing = await self._permissions.standing(user_id)
+        if needed != "anyone" and not standing.may(needed):
+            return self._refused(
+                user_id, command.name, standing, needed, **_command_fields(command)
+            )
+        return await _HANDLERS[type(command)](self, Asker(user_id, standing.role), command)
 
     async def click_cancel(self, click: Click) -> Outcome:
         """*Cancel job*: the value is untrusted input, validated like typed text."""
@@ -124,10 +138,14 @@ class Operations:
             env_id, job_id = decode_job_value(click.value)
         except UsageError as error:
             return Told(blocks.usage_error(error), "usage")
-        refusal = await self._authorise(click.user_id, "cancel", env=env_id, job=job_id)
-        if refusal is not None:
-            return refusal
-        return await self._cancel(click.user_id, Cancel(self._env(env_id), job_id))
+        standing = await self._authorise(
+            click.user_id, "cancel", "operator", env=env_id, job=job_id
+        )
+        if isinstance(standing, Refused):
+            return standing
+        return await self._cancel(
+            Asker(click.user_id, standing.role), Cancel(self._env(env_id), job_id)
+        )
 
     async def click_status(self, click: Click) -> Outcome:
         """*Refresh status*: fetch the job again; the card keeps who asked for it."""
@@ -135,11 +153,15 @@ class Operations:
             env_id, job_id = decode_job_value(click.value)
         except UsageError as error:
             return Told(blocks.usage_error(error), "usage")
-        refusal = await self._authorise(click.user_id, "status", env=env_id, job=job_id)
-        if refusal is not None:
-            return refusal
+        standing = await self._authorise(click.user_id, "status", "viewer", env=env_id, job=job_id)
+        if isinstance(standing, Refused):
+            return standing
         requested_by = blocks.requested_by_in(click.block_id)
-        return await self._status(Status(self._env(env_id), job_id), requested_by=requested_by)
+        return await self._status(
+            Status(self._env(env_id), job_id),
+            requested_by=requested_by,
+            may_act=standing.role == "operator",
+        )
 
     async def click_refresh_confirm(self, click: Click) -> Outcome:
         try:
@@ -150,10 +172,10 @@ class Operations:
         problem = self._confirmation_problem(click)
         if problem is not None:
             return problem
-        refusal = await self._authorise(click.user_id, "refresh", env=env_id)
-        if refusal is not None:
+        standing = await self._authorise(click.user_id, "refresh", "operator", env=env_id)
+        if isinstance(standing, Refused):
             self._confirmed.pop(click.block_id, None)
-            return refusal
+            return standing
         return await self._refresh(click, Refresh(self._env(env_id), at))
 
     async def click_refresh_abort(self, click: Click) -> Outcome:
@@ -166,18 +188,18 @@ class Operations:
     # -- subcommands -------------------------------------------------------------------------------------------
 
     @handles(Help)
-    async def _help(self, user_id: str, command: Help) -> Outcome:
-        decision = await self._permissions.check(user_id)
+    async def _help(self, asker: Asker, command: Help) -> Outcome:
         return Told(
             blocks.help_message(
-                allowed=decision.allowed,
-                usage=usage_text(self._aliases),
+                role=asker.role,
+                usage=usage_text(self._aliases, role=asker.role or "anyone"),
                 ask=self._permissions.grantors,
             )
         )
 
     @handles(Cancel)
-    async def _cancel(self, user_id: str, command: Cancel) -> Outcome:
+    async def _cancel(self, asker: Asker, command: Cancel) -> Outcome:
+        user_id = asker.user_id
         env, job_id = command.env, command.job_id
         key = (env.id, job_id)
         holder = self._cancels_in_flight.get(key)
@@ -228,28 +250,31 @@ class Operations:
         return ZuoraFailed(blocks.zuora_error(error, command, read_back=job), failed, then)
 
     @handles(Status)
-    async def _status_command(self, user_id: str, command: Status) -> Outcome:
-        return await self._status(command)
+    async def _status_command(self, asker: Asker, command: Status) -> Outcome:
+        return await self._status(command, may_act=asker.may_act)
 
-    async def _status(self, command: Status, *, requested_by: str | None = None) -> Outcome:
+    async def _status(
+        self, command: Status, *, requested_by: str | None = None, may_act: bool
+    ) -> Outcome:
         track_id = new_track_id()
         try:
             job = await self._zuora.get_job(command.env.id, command.job_id, track_id=track_id)
         except ZuoraError as error:
             return ZuoraFailed(blocks.zuora_error(error, command))
-        return JobLooked(command.env, _with_id(job, command.job_id), track_id, requested_by)
+        job = _with_id(job, command.job_id)
+        return JobLooked(command.env, job, track_id, requested_by, may_act=may_act)
 
     @handles(Jobs)
-    async def _jobs(self, user_id: str, command: Jobs) -> Outcome:
+    async def _jobs(self, asker: Asker, command: Jobs) -> Outcome:
         track_id = new_track_id()
         try:
             jobs = await self._zuora.list_jobs(command.env.id, track_id=track_id)
         except ZuoraError as error:
             return ZuoraFailed(blocks.zuora_error(error, command))
-        return Told(blocks.job_list(jobs, command.env, track_id=track_id))
+        return Told(blocks.job_list(jobs, command.env, track_id=track_id, act=asker.may_act))
 
     @handles(Envs)
-    async def _envs(self, user_id: str, command: Envs) -> Outcome:
+    async def _envs(self, asker: Asker, command: Envs) -> Outcome:
         track_id = new_track_id()
         try:
             environments = await self._zuora.list_test_environments(track_id=track_id)
@@ -258,7 +283,7 @@ class Operations:
         return Told(blocks.env_list(environments, self._aliases, track_id=track_id))
 
     @handles(Refresh)
-    async def _refresh_confirmation(self, user_id: str, command: Refresh) -> Outcome:
+    async def _refresh_confirmation(self, asker: Asker, command: Refresh) -> Outcome:
         """No refresh is sent to Zuora yet: the requester confirms first (an ephemeral message only they see).
 
         The environment is read first, so the confirmation names its type and limit, and a refresh Zuora
@@ -281,7 +306,7 @@ class Operations:
         if environment is not None and possible_from is not None and (at or issued) < possible_from:
             return Told(blocks.refresh_not_possible(env, at, environment))
         # Who asked, when, and a nonce: two confirmations asked for in the same second stay distinct.
-        block_id = f"refresh:{user_id}:{int(issued.timestamp())}:{secrets.token_hex(4)}"
+        block_id = f"refresh:{asker.user_id}:{int(issued.timestamp())}:{secrets.token_hex(4)}"
         message = blocks.refresh_confirmation(
             env,
             at,
@@ -295,15 +320,30 @@ class Operations:
 
     # -- rules ---------------------------------------------------------------------------------------------------
 
-    async def _authorise(self, user_id: str, action: str, **fields: str) -> Refused | None:
-        decision: Decision = await self._permissions.check(user_id)
-        if decision.allowed:
-            return None
+    async def _authorise(
+        self, user_id: str, action: str, needed: Role, **fields: str
+    ) -> Standing | Refused:
+        """The user's standing if it allows `needed`, else the refusal (audited)."""
+        standing = await self._permissions.standing(user_id)
+        if standing.may(needed):
+            return standing
+        return self._refused(user_id, action, standing, needed, **fields)
+
+    def _refused(
+        self, user_id: str, action: str, standing: Standing, needed: Role, **fields: str
+    ) -> Refused:
         audit.record(
-            "refused", user=user_id, allowed=False, action=action, reason=decision.reason, **fields
-        )
+            "refused", user=user_id, allowed=False, action=action, reason=standing.reason,
+            role=standing.role, needed=needed, **fields,
+        )  # fmt: skip
         return Refused(
-            blocks.refusal(user_id, reason=decision.reason, ask=self._permissions.grantors)
+            blocks.refusal(
+                user_id,
+                reason=standing.reason,
+                ask=self._permissions.grantors,
+                needed=needed,
+                role=standing.role,
+            )
         )
 
     def _confirmation_problem(self, click: Click) -> Told | None:

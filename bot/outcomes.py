@@ -61,12 +61,14 @@ class ZuoraFailed:
 
 @dataclass(frozen=True, slots=True)
 class JobLooked:
-    """A job as Zuora just showed it (status, *Refresh status*): the card goes to whoever looked."""
+    """A job as Zuora just showed it (status, *Refresh status*): the card goes to whoever looked. `may_act`:
+    whether they are an operator; a card only a viewer sees carries no *Cancel job* button."""
 
     env: EnvRef
     job: Job
     track_id: str
     requested_by: str | None = None
+    may_act: bool = True
 
 
 @dataclass(frozen=True, slots=True)

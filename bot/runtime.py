@@ -24,7 +24,7 @@ from bot.job_cards import JobCards
 from bot.listeners.context import ListenerContext
 from bot.metrics import Metrics
 from bot.operations import Operations
-from bot.permissions import Permissions
+from bot.permissions import Permissions, Profile
 from bot.server import EVENTS_PATH, HttpServer
 from bot.slack_surface import SlackSurface
 from bot.watch import JobWatch
@@ -139,10 +139,27 @@ def build(settings: Settings, *, now: Now = lambda: datetime.now(UTC)) -> Compon
         response = await slack.usergroups_users_list(usergroup=group, include_disabled=False)
         return [str(user) for user in response.get("users") or []]
 
+    async def profile(user_id: str) -> Profile:
+        user = (await slack.users_info(user=user_id)).get("user") or {}
+        return Profile(
+            team_id=user.get("team_id"),
+            guest=bool(user.get("is_restricted") or user.get("is_ultra_restricted")),
+            stranger=bool(user.get("is_stranger")),
+            deleted=bool(user.get("deleted")),
+            bot=bool(user.get("is_bot")),
+        )
+
+    async def home_team() -> str:
+        return str((await slack.auth_test())["team_id"])
+
     permissions = Permissions(
         users=settings.sandbox_allowed_users,
         usergroups=settings.sandbox_allowed_usergroups,
         lookup=members,
+        viewer_users=settings.sandbox_viewer_users,
+        viewer_usergroups=settings.sandbox_viewer_usergroups,
+        profile=profile,
+        home_team=home_team,
         access_help=settings.sandbox_access_help,
     )
     operations = Operations(zuora=zuora, permissions=permissions, aliases=settings.aliases, now=now)

@@ -219,13 +219,31 @@ def test_whom_to_ask_names_at_most_ten_users_and_five_groups() -> None:
 
 
 def test_help_for_someone_without_the_permission_says_whom_to_ask() -> None:
-    message = blocks.help_message(allowed=False, usage="unused", ask=Grantors(users=(ALICE,)))
+    message = blocks.help_message(role=None, usage="unused", ask=Grantors(users=(ALICE,)))
     assert_valid_blocks(message.blocks)
     assert message.blocks[0]["text"]["text"] == (
         ":wave: `/sandbox` manages Zuora Central Sandbox refresh jobs.\n"
-        "You do not have the *Refresh Central Sandbox* permission in this bot, so only `/sandbox help` is open "
-        "to you. To get it, ask <@U0ALICE01>."
+        "You have no role in this bot (neither viewer nor the *Refresh Central Sandbox* permission), so only "
+        "`/sandbox help` is open to you. To get it, ask <@U0ALICE01>."
     )
+
+
+def test_help_for_a_viewer_lists_the_usage_and_says_acting_needs_the_permission() -> None:
+    message = blocks.help_message(role="viewer", usage="the usage", ask=Grantors(users=(ALICE,)))
+    assert_valid_blocks(message.blocks)
+    assert message.blocks[0]["text"]["text"] == "the usage"
+    assert "*Refresh Central Sandbox*" in json.dumps(message.blocks[1])
+
+
+def test_refusals_say_what_the_user_has_and_what_is_needed() -> None:
+    ask = Grantors(users=(ALICE,))
+    looking = blocks.refusal("U1", reason="r", ask=ask, needed="viewer")
+    acting = blocks.refusal("U1", reason="r", ask=ask, needed="operator", role="viewer")
+    for message in (looking, acting):
+        assert_valid_blocks(message.blocks)
+        assert "*Refresh Central Sandbox*" in message.blocks[0]["text"]["text"]
+    assert "viewer role" in looking.blocks[0]["text"]["text"]
+    assert "You are a viewer" in acting.blocks[0]["text"]["text"]
 
 
 def test_no_message_names_a_setting() -> None:
@@ -234,7 +252,9 @@ def test_no_message_names_a_setting() -> None:
     messages = [
         blocks.refusal("U1", reason="r", ask=ask),
         blocks.refusal("U1", reason="r", ask=Grantors()),
-        blocks.help_message(allowed=False, usage="u", ask=ask),
+        blocks.help_message(role=None, usage="u", ask=ask),
+        blocks.help_message(role="viewer", usage="u", ask=ask),
+        blocks.refusal("U1", reason="r", ask=ask, needed="viewer"),
         blocks.zuora_error(ZuoraUnavailableError(operation="o"), CANCEL_X),
     ]
     for message in messages:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from bot import blocks
 from bot.commands import Cancel, EnvRef, Envs, Jobs, Refresh, Status, UsageError, parse
-from bot.permissions import Grantors
+from bot.permissions import Grantors, Role
 from bot.zuora.errors import (
     Reason,
     ZuoraPermissionError,
@@ -194,10 +194,15 @@ group_ids = st.from_regex(r"S[A-Z0-9]{2,20}", fullmatch=True)
     users=st.lists(user_ids | hostile, max_size=15),
     groups=st.lists(group_ids | hostile, max_size=8),
     access_help=st.none() | hostile,
-    allowed=st.booleans(),
+    role=st.sampled_from([None, "viewer", "operator"]),
+    needed=st.sampled_from(["viewer", "operator"]),
 )
 def test_refusals_and_help_name_only_the_ids_they_were_given(
-    users: list[str], groups: list[str], access_help: str | None, allowed: bool
+    users: list[str],
+    groups: list[str],
+    access_help: str | None,
+    role: Role | None,
+    needed: Role,
 ) -> None:
     ask = Grantors(tuple(users), tuple(groups), access_help)
     mentions = frozenset(
@@ -205,6 +210,7 @@ def test_refusals_and_help_name_only_the_ids_they_were_given(
         + [f"!subteam^{g}" for g in groups if re.fullmatch(r"S[A-Z0-9]{2,20}", g)]
     )
     assert_safe(
-        blocks.refusal(ACTOR, reason="You are not on the list.", ask=ask), mentions=mentions
+        blocks.refusal(ACTOR, reason="You are not on the list.", ask=ask, needed=needed, role=role),
+        mentions=mentions,
     )
-    assert_safe(blocks.help_message(allowed=allowed, usage="u", ask=ask), mentions=mentions)
+    assert_safe(blocks.help_message(role=role, usage="u", ask=ask), mentions=mentions)

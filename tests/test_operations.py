@@ -21,7 +21,7 @@ from bot.outcomes import (
     ZuoraFailed,
     metric_of,
 )
-from bot.permissions import Decision, Grantors
+from bot.permissions import Grantors, Standing
 from bot.zuora.errors import Reason, ZuoraRejectedError, ZuoraServerError
 from bot.zuora.models import Job, TestEnvironment
 
@@ -29,6 +29,7 @@ ENV = "c0ffee00000000000000000000000001"
 JOB = "8a8aa1d1-46b3-4c0b-9bcd-0e1c1b5d3b2a"
 OPERATOR = "U0OPERATOR"
 OUTSIDER = "U0OUTSIDER"
+VIEWER = "U0VIEWER01"
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 
 
@@ -95,10 +96,12 @@ class FakePermissions:
     def __init__(self) -> None:
         self.grantors = Grantors(users=(OPERATOR,), groups=("S0PLATFORM",))
 
-    async def check(self, user_id: str) -> Decision:
+    async def standing(self, user_id: str) -> Standing:
         if user_id == OPERATOR:
-            return Decision(True, "listed", "user")
-        return Decision(False, "You are not on the list.")
+            return Standing("operator", "listed", "user")
+        if user_id == VIEWER:
+            return Standing("viewer", "listed as a viewer", "user")
+        return Standing(None, "You are not on the list.")
 
 
 async def confirmation(ops: Operations, text: str = "refresh staging") -> Click:
@@ -182,6 +185,69 @@ async def test_a_refusal_says_whom_to_ask(ops: Operations) -> None:
     assert helped.message.blocks[0]["text"]["text"].endswith(
         f"To get it, ask <@{OPERATOR}> or a member of <!subteam^S0PLATFORM>."
     )
+
+
+# -- viewers: they look, they do not act ------------------------------------------------------------------------
+
+
+def texts(message: blocks.Message) -> str:
+    return json.dumps(message.blocks)
+
+
+async def test_a_viewer_may_look_without_buttons_that_act(
+    ops: Operations, zuora: FakeZuora
+) -> None:
+    zuora.answer = Job(id=JOB, status="QUEUED", jobType="REFRESH")
+    looked = await ops.command(VIEWER, f"status staging {JOB}")
+    assert isinstance(looked, JobLooked) and looked.may_act is False
+    listed = await ops.command(VIEWER, "jobs staging")
+    assert isinstance(listed, Told) and blocks.ACTION_CANCEL_JOB not in texts(listed.message)
+    assert blocks.ACTION_JOB_STATUS in texts(listed.message)
+    as_operator = await ops.command(OPERATOR, "jobs staging")
+    assert isinstance(as_operator, Told) and blocks.ACTION_CANCEL_JOB in texts(as_operator.message)
+    operator_look = await ops.command(OPERATOR, f"status staging {JOB}")
+    assert isinstance(operator_look, JobLooked) and operator_look.may_act is True
+
+
+@pytest.mark.parametrize("text", [f"cancel staging {JOB}", "refresh staging"])
+async def test_a_viewer_who_acts_is_refused_before_zuora(
+    ops: Operations, zuora: FakeZuora, text: str
+) -> None:
+    outcome = await ops.command(VIEWER, text)
+    assert isinstance(outcome, Refused)
+    shown = outcome.message.blocks[0]["text"]["text"]
+    assert blocks.PERMISSION in shown and "You are a viewer" in shown
+    assert zuora.calls == [] and zuora.environment_reads == []
+
+
+async def test_a_viewer_clicking_cancel_or_confirm_is_refused_and_zuora_not_called(
+    ops: Operations, zuora: FakeZuora
+) -> None:
+    value = encode_job_value(ENV, JOB)
+    assert isinstance(await ops.click_cancel(Click(VIEWER, value)), Refused)
+    confirm = await confirmation(ops)
+    stolen = Click(VIEWER, confirm.value, confirm.block_id.replace(OPERATOR, VIEWER))
+    assert isinstance(await ops.click_refresh_confirm(stolen), Refused)
+    assert zuora.calls == []
+    zuora.answer = Job(id=JOB, status="QUEUED", jobType="REFRESH")
+    looked = await ops.click_status(Click(VIEWER, value))
+    assert isinstance(looked, JobLooked) and looked.may_act is False
+
+
+async def test_help_lists_what_the_role_allows(ops: Operations) -> None:
+    def usage_of(outcome: object) -> str:
+        assert isinstance(outcome, Told)
+        return outcome.message.blocks[0]["text"]["text"]
+
+    operator, viewer = (
+        usage_of(await ops.command(OPERATOR, "help")),
+        usage_of(await ops.command(VIEWER, "help")),
+    )
+    for line in ("/sandbox cancel", "/sandbox refresh"):
+        assert line in operator and line not in viewer
+    for line in ("/sandbox status", "/sandbox jobs", "/sandbox envs"):
+        assert line in operator and line in viewer
+    assert "/sandbox status" not in usage_of(await ops.command(OUTSIDER, "help"))
 
 
 async def test_help_is_open_to_everyone_and_calls_nothing(

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 import pytest
 
-from bot.permissions import Grantors, Permissions
+from bot.permissions import Grantors, Permissions, Profile
 
 ALICE = "U0ALICE01"
 BOB = "U0BOB0002"
@@ -236,3 +236,110 @@ async def test_users_given_as_an_iterator_are_still_allowed(
 ) -> None:
     perms = permissions(lookup, clock, users=iter([ALICE]), groups=())
     assert (await perms.check(ALICE)).allowed
+
+
+# -- roles: operators and viewers --------------------------------------------------------------------------------
+
+HOME = "T0HOME001"
+DAVE = "U0DAVE004"  # a guest
+ERIN = "U0ERIN005"  # of another team, through Slack Connect
+FRANK = "U0FRANK06"  # unknown to users.info
+
+
+class FakeProfiles:
+    """`users.info` and `auth.test` stand-ins, counting calls; `failing` makes users.info raise."""
+
+    def __init__(self) -> None:
+        self.profiles = {
+            ALICE: Profile(team_id=HOME, guest=False, stranger=False),
+            CAROL: Profile(team_id=HOME, guest=False, stranger=False),
+            DAVE: Profile(team_id=HOME, guest=True, stranger=False),
+            ERIN: Profile(team_id="T0OTHER01", guest=False, stranger=True),
+        }
+        self.calls: list[str] = []
+        self.failing = False
+
+    async def profile(self, user_id: str) -> Profile:
+        self.calls.append(user_id)
+        if self.failing:
+            raise RuntimeError("users.info: ratelimited")
+        if user_id not in self.profiles:
+            raise RuntimeError("users.info: user_not_found")
+        return self.profiles[user_id]
+
+    async def team(self) -> str:
+        self.calls.append("auth.test")
+        return HOME
+
+
+def roles(
+    lookup: FakeLookup,
+    clock: FakeClock,
+    profiles: FakeProfiles,
+    *,
+    viewers: Iterable[str] = (),
+    viewer_groups: Iterable[str] = (),
+) -> Permissions:
+    return Permissions(
+        users=(BOB,),
+        usergroups=(),
+        lookup=lookup,
+        viewer_users=viewers,
+        viewer_usergroups=viewer_groups,
+        profile=profiles.profile,
+        home_team=profiles.team,
+        ttl=60.0,
+        clock=clock,
+    )
+
+
+async def test_operators_are_viewers_too_and_viewers_only_look(
+    lookup: FakeLookup, clock: FakeClock
+) -> None:
+    perms = roles(lookup, clock, FakeProfiles(), viewers=(ALICE,), viewer_groups=(OPS,))
+    bob, alice, carol, dave = [await perms.standing(u) for u in (BOB, ALICE, CAROL, "U0DAVE004")]
+    assert bob.role == "operator" and bob.may("viewer") and bob.may("operator")
+    assert alice.role == "viewer" and alice.may("viewer") and not alice.may("operator")
+    assert (carol.role, carol.via) == ("viewer", OPS)
+    assert dave.role is None and not dave.may("viewer")
+
+
+async def test_every_member_admits_full_members_of_the_home_team_only(
+    lookup: FakeLookup, clock: FakeClock
+) -> None:
+    profiles = FakeProfiles()
+    perms = roles(lookup, clock, profiles, viewers=("*",))
+    assert (await perms.standing(ALICE)).role == "viewer"
+    guest, stranger, unknown = [await perms.standing(u) for u in (DAVE, ERIN, FRANK)]
+    assert guest.role is None and "guests" in guest.reason
+    assert stranger.role is None and "another organisation" in stranger.reason
+    assert unknown.role is None and "did not answer" in unknown.reason  # fails closed
+    assert (await perms.standing(ALICE)).role == "viewer"
+    assert profiles.calls.count(ALICE) == 1  # cached for the TTL
+    assert profiles.calls.count("auth.test") == 1
+    clock.now += 61
+    await perms.standing(ALICE)
+    assert profiles.calls.count(ALICE) == 2
+
+
+async def test_every_member_fails_closed_when_slack_does_not_answer(
+    lookup: FakeLookup, clock: FakeClock
+) -> None:
+    profiles = FakeProfiles()
+    profiles.failing = True
+    perms = roles(lookup, clock, profiles, viewers=("*",))
+    refused = await perms.standing(ALICE)
+    assert refused.role is None and "Try again" in refused.reason
+    profiles.failing = False  # a failure is not cached
+    assert (await perms.standing(ALICE)).role == "viewer"
+
+
+async def test_nobody_has_a_role_by_default(lookup: FakeLookup, clock: FakeClock) -> None:
+    perms = Permissions(users=(), usergroups=(), lookup=lookup, clock=clock)
+    standing = await perms.standing(ALICE)
+    assert standing.role is None and "Nobody is allowed yet" in standing.reason
+
+
+def test_every_member_needs_the_lookups(lookup: FakeLookup) -> None:
+    with pytest.raises(ValueError, match=r"users\.info"):
+        Permissions(users=(), usergroups=(), lookup=lookup, viewer_users=("*",))
