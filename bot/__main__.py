@@ -53,6 +53,34 @@ def _warn(warnings: Sequence[str]) -> None:
         print(f"  warning: {warning}", file=sys.stderr)
 
 
+def _roles(settings: Settings) -> list[str]:
+    """Who is an operator and who a viewer, in words, and a note when a role has nobody."""
+
+    def members(users: tuple[str, ...], groups: tuple[str, ...]) -> str:
+        parts = []
+        if "*" in users:
+            parts.append("every full member of the workspace (no guests, no other teams)")
+        if listed := [u for u in users if u != "*"]:
+            parts.append("users " + ", ".join(listed))
+        if groups:
+            parts.append("members of user groups " + ", ".join(groups))
+        return "; ".join(parts) or "nobody"
+
+    operators = members(settings.sandbox_allowed_users, settings.sandbox_allowed_usergroups)
+    viewers = members(settings.sandbox_viewer_users, settings.sandbox_viewer_usergroups)
+    lines = [
+        "roles:",
+        f"  operators (may cancel and refresh, and look): {operators}",
+        f"  viewers (may look: status, jobs, envs, the App Home): {viewers}"
+        + (" (operators look too)" if viewers == "nobody" and operators != "nobody" else ""),
+    ]
+    if operators == viewers == "nobody":
+        lines.append("note: no allowlist is set, so every Zuora-touching command is denied.")
+    elif operators == "nobody":
+        lines.append("note: no operator is set, so nobody may cancel or refresh through the bot.")
+    return lines
+
+
 def _check(online: bool) -> int:
     """Print what was found, then the verdict: "configuration is valid." only once every check has passed
     (with --online, the online checks too); otherwise every problem and exit 2. Warnings do not fail it."""
@@ -66,8 +94,8 @@ def _check(online: bool) -> int:
     width = max(len(name) for name, _ in settings.describe())
     for name, shown in settings.describe():
         print(f"  {name.ljust(width)}  {shown}")
-    if not (settings.sandbox_allowed_users or settings.sandbox_allowed_usergroups):
-        print("  note: no allowlist is set, so every Zuora-touching command is denied.")
+    for line in _roles(settings):
+        print(f"  {line}")
     warnings = settings.config_warnings()
     _warn(warnings)
     if online:

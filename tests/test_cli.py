@@ -439,3 +439,31 @@ def test_the_bot_logs_the_warnings_at_start_and_runs(
         in line
     )
     assert_no_secret(err)
+
+
+def test_check_shows_both_roles(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_env(
+        monkeypatch,
+        SANDBOX_ALLOWED_USERGROUPS="S0PLATFORM",
+        SANDBOX_VIEWER_USERS="*,U0GUEST01",
+        SANDBOX_VIEWER_USERGROUPS="S0BILLING",
+    )
+    assert main(["check"]) == 0
+    out, _ = capsys.readouterr()
+    operators = next(line for line in out.splitlines() if "operators (" in line)
+    viewers = next(line for line in out.splitlines() if "viewers (" in line)
+    assert "S0PLATFORM" in operators and "S0BILLING" not in operators
+    assert "every full member of the workspace" in viewers
+    assert "U0GUEST01" in viewers and "S0BILLING" in viewers
+
+
+def test_check_notes_when_nobody_may_act(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_env(monkeypatch, SANDBOX_VIEWER_USERS="*")
+    monkeypatch.delenv("SANDBOX_ALLOWED_USERS")
+    assert main(["check"]) == 0
+    out, _ = capsys.readouterr()
+    assert "no operator is set" in out and "no allowlist is set" not in out
