@@ -1,7 +1,8 @@
-"""Requests the Slack emulator sends to a bot: slash commands and block_actions, signed like Slack.
+"""Requests the Slack emulator sends to a bot: slash commands, interactions and events, signed like Slack.
 
-Slack posts `application/x-www-form-urlencoded` bodies: a slash command's fields directly, an
-interaction as a single `payload` field holding JSON. Each request carries
+Slack posts `application/x-www-form-urlencoded` bodies for a slash command (its fields directly) and
+an interaction (block_actions, shortcut, view_submission, view_closed: a single `payload` field
+holding JSON), and `application/json` for the Events API (`event_callback`). Each request carries
 `X-Slack-Request-Timestamp` and `X-Slack-Signature: v0=HMAC-SHA256(secret, "v0:{ts}:{body}")`.
 """
 
@@ -36,6 +37,7 @@ def sign(secret: str, body: bytes, timestamp: int) -> str:
 
 
 def trigger_id() -> str:
+    """A trigger_id in Slack's format that the emulator never issued (see `slack_views.Triggers`)."""
     return f"{secrets.randbelow(10**13)}.{secrets.randbelow(10**10)}.{secrets.token_hex(16)}"
 
 
@@ -58,8 +60,17 @@ class Delivery:
         return json.loads(self.body) if self.body else None
 
 
-def signed_headers(secret: str, body: bytes, mode: SignMode, timestamp: int | None) -> JSON:
-    headers: JSON = {"Content-Type": "application/x-www-form-urlencoded", "User-Agent": USER_AGENT}
+FORM = "application/x-www-form-urlencoded"
+
+
+def signed_headers(
+    secret: str,
+    body: bytes,
+    mode: SignMode,
+    timestamp: int | None,
+    content_type: str = FORM,
+) -> JSON:
+    headers: JSON = {"Content-Type": content_type, "User-Agent": USER_AGENT}
     if mode == "missing":
         return headers
     now = int(time.time()) if timestamp is None else timestamp
@@ -76,7 +87,13 @@ def command_body(fields: JSON) -> bytes:
 
 
 def block_actions_body(payload: JSON) -> bytes:
+    """Any interaction payload as Slack posts it: one `payload` form field holding JSON."""
     return urlencode({"payload": json.dumps(payload, separators=(",", ":"))}).encode()
+
+
+def event_body(payload: JSON) -> bytes:
+    """An Events API body: the `event_callback` JSON itself."""
+    return json.dumps(payload, separators=(",", ":")).encode()
 
 
 async def post(

@@ -80,9 +80,16 @@ class SocketHub:
             future.set_result(ack)
 
     async def deliver(
-        self, kind: str, payload: JSON, *, accepts_response_payload: bool, timeout: float
+        self,
+        kind: str,
+        payload: JSON,
+        *,
+        accepts_response_payload: bool,
+        timeout: float,
+        extra: JSON | None = None,
     ) -> JSON:
-        """Send one envelope to one connection and return the client's ack."""
+        """Send one envelope to one connection and return the client's ack. `extra`: more envelope
+        fields (`events_api` envelopes carry `retry_attempt` and `retry_reason`)."""
         live = [c for c in self.connections if not c.closed]
         if not live:
             raise RuntimeError("no Socket Mode client is connected")
@@ -98,6 +105,7 @@ class SocketHub:
                     "payload": payload,
                     "type": kind,
                     "accepts_response_payload": accepts_response_payload,
+                    **(extra or {}),
                 }
             )
             return await asyncio.wait_for(future, timeout)

@@ -22,6 +22,8 @@ POLL_SECONDS = 0.05
 
 MessageSource = Literal["api", "response_url", "ack", "user"]
 TokenKind = Literal["bot", "user", "app"]
+Guest = Literal["multi", "single"]
+DEFAULT_TZ = "Europe/London"
 
 
 @dataclass(frozen=True)
@@ -37,9 +39,21 @@ class Identity:
 
 @dataclass
 class User:
+    """A member of the workspace, or of another team (Slack Connect) when `team_id` is not the
+    workspace's. `guest`: a multi-channel (`is_restricted`) or single-channel guest
+    (`is_restricted` and `is_ultra_restricted`, as Slack flags them)."""
+
     id: str
     name: str
     is_bot: bool = False
+    team_id: str | None = None  # None: the workspace's own team
+    guest: Guest | None = None
+    real_name: str | None = None
+    tz: str = DEFAULT_TZ
+    deleted: bool = False
+    stranger: bool | None = (
+        None  # None: decided by team and shared channels (`Workspace.is_stranger`)
+    )
 
 
 @dataclass
@@ -48,6 +62,12 @@ class Channel:
     name: str
     is_private: bool = False
     members: set[str] | None = None  # None: everyone may read and be addressed there
+    im_user: str | None = None  # a direct message channel (`D…`) between this user and the bot
+    created: int = 0
+
+    @property
+    def is_im(self) -> bool:
+        return self.im_user is not None
 
 
 @dataclass(frozen=True)
@@ -191,6 +211,60 @@ class Workspace:
     def user_name(self, user_id: str) -> str:
         user = self.users.get(user_id)
         return user.name if user else user_id.lower()
+
+    def ensure_user(self, user_id: str) -> User:
+        """The user, added as a full member of the workspace if unknown: Slack sends payloads only
+        from users that exist, so a payload from an undeclared user makes them exist."""
+        user = self.users.get(user_id)
+        if user is None:
+            user = User(user_id, user_id.lower())
+            self.users[user_id] = user
+        return user
+
+    def team_of(self, user_id: str) -> str:
+        user = self.users.get(user_id)
+        return user.team_id if user is not None and user.team_id else self.team_id
+
+    def is_stranger(self, user: User) -> bool:
+        """Slack's `is_stranger`: of another team and in no shared channel the app can see (a
+        channel with an explicit member list that holds them)."""
+        if user.stranger is not None:
+            return user.stranger
+        if (user.team_id or self.team_id) == self.team_id:
+            return False
+        return not any(
+            c.members is not None and user.id in c.members and not c.is_im
+            for c in self.channels.values()
+        )
+
+    def dm_channel(self, user_id: str, bot_user_id: str, *, create: bool = True) -> Channel | None:
+        """The direct message channel (`D…`) between `user_id` and the bot, made on first use."""
+        existing = next((c for c in self.channels.values() if c.im_user == user_id), None)
+        if existing is not None or not create:
+            return existing
+        suffix = user_id[1:] if user_id[:1] in ("U", "W") else user_id
+        channel_id = f"D{suffix}"
+        while channel_id in self.channels:
+            channel_id += "X"
+        channel = Channel(
+            channel_id,
+            "directmessage",
+            is_private=True,
+            members={user_id, bot_user_id},
+            im_user=user_id,
+            created=int(self.clock()),
+        )
+        self.channels[channel_id] = channel
+        self.notify()
+        return channel
+
+    def resolve(self, channel_id: str) -> str:
+        """A channel ID as given, or for a user ID with a direct message channel, that channel's ID
+        (where a message posted to a user ID lands)."""
+        if channel_id in self.channels:
+            return channel_id
+        dm = next((c for c in self.channels.values() if c.im_user == channel_id), None)
+        return dm.id if dm is not None else channel_id
 
     def channel(self, channel_id: str) -> Channel | None:
         if channel_id.startswith("#"):

@@ -1,10 +1,13 @@
 """The Web API half of the Slack emulator: `POST|GET /api/{method}`.
 
 It accepts what slack_sdk's AsyncWebClient sends: a Bearer token header, and arguments as a JSON
-body (chat.postMessage, chat.update, chat.postEphemeral), as query parameters (chat.delete,
-conversations.*, usergroups.users.list, auth.test, apps.connections.open) or as a form body.
-Errors come back the way Slack reports them: HTTP 200 with `{"ok": false, "error": ...}`,
+body (chat.postMessage, chat.update, chat.postEphemeral, views.*), as query parameters (chat.delete,
+conversations.*, usergroups.users.list, users.info, auth.test, apps.connections.open) or as a form
+body. Errors come back the way Slack reports them: HTTP 200 with `{"ok": false, "error": ...}`,
 except injected faults, which may use any status (429 with `Retry-After` for `ratelimited`).
+
+A message posted to a user ID (`U…`/`W…`) lands in the bot's direct message channel with that
+user (`D…`, as `conversations.open` returns it), and the answer names that channel, as in Slack.
 """
 
 from __future__ import annotations
@@ -15,24 +18,62 @@ import binascii
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 
-from bot.sim.slack_state import JSON, Channel, Identity, Message, RecordedCall, TokenKind, Workspace
+from bot.sim.slack_state import (
+    JSON,
+    Channel,
+    Identity,
+    Message,
+    RecordedCall,
+    TokenKind,
+    User,
+    Workspace,
+)
 from bot.sim.slack_validate import (
     ContentError,
     check_attachments,
     check_blocks,
     check_metadata,
     check_text,
+    check_view,
 )
+from bot.sim.slack_views import View, ViewError, Views
 
 Transport = Literal["json", "form", "query"]
 Handler = Callable[[JSON, Identity], JSON]
 
 READ_TOKENS: frozenset[TokenKind] = frozenset({"bot", "user"})
 APP_TOKENS: frozenset[TokenKind] = frozenset({"app"})
+HOME: frozenset[str] = frozenset({"home"})
+MODAL: frozenset[str] = frozenset({"modal"})
+MAX_MPIM_USERS = 8
+# Long names Slack shows for the abbreviations of common zones (`tz_label`); others show the abbreviation.
+TZ_LABELS = {
+    "GMT": "Greenwich Mean Time",
+    "BST": "British Summer Time",
+    "UTC": "Coordinated Universal Time",
+    "CET": "Central European Time",
+    "CEST": "Central European Summer Time",
+    "EET": "Eastern European Time",
+    "EEST": "Eastern European Summer Time",
+    "EST": "Eastern Standard Time",
+    "EDT": "Eastern Daylight Time",
+    "CST": "Central Standard Time",
+    "CDT": "Central Daylight Time",
+    "MST": "Mountain Standard Time",
+    "MDT": "Mountain Daylight Time",
+    "PST": "Pacific Standard Time",
+    "PDT": "Pacific Daylight Time",
+    "IST": "India Standard Time",
+    "JST": "Japan Standard Time",
+    "AEST": "Australian Eastern Standard Time",
+    "AEDT": "Australian Eastern Daylight Time",
+}
 
 
 class ApiError(Exception):
@@ -135,12 +176,14 @@ class WebApi:
         *,
         strict_channels: bool,
         issue_socket_url: Callable[[], str],
+        views: Views,
     ) -> None:
         self.ws = workspace
         self.tokens = tokens
         self.faults = faults
         self.strict_channels = strict_channels
         self.issue_socket_url = issue_socket_url
+        self.views = views
         self.methods: dict[str, tuple[frozenset[TokenKind], Handler]] = {
             "auth.test": (READ_TOKENS, self.auth_test),
             "chat.postMessage": (READ_TOKENS, self.chat_post_message),
@@ -150,6 +193,12 @@ class WebApi:
             "conversations.history": (READ_TOKENS, self.conversations_history),
             "conversations.replies": (READ_TOKENS, self.conversations_replies),
             "usergroups.users.list": (READ_TOKENS, self.usergroups_users_list),
+            "users.info": (READ_TOKENS, self.users_info),
+            "conversations.open": (READ_TOKENS, self.conversations_open),
+            "views.publish": (READ_TOKENS, self.views_publish),
+            "views.open": (READ_TOKENS, self.views_open),
+            "views.update": (READ_TOKENS, self.views_update),
+            "views.push": (READ_TOKENS, self.views_push),
             "apps.connections.open": (APP_TOKENS, self.apps_connections_open),
         }
 
@@ -183,6 +232,10 @@ class WebApi:
             body = handler(args, identity)
         except ApiError as exc:
             body = {"ok": False, "error": exc.error, **exc.extra}
+        except ViewError as exc:
+            body = {"ok": False, "error": exc.error}
+            if exc.messages:
+                body["response_metadata"] = {"messages": exc.messages}
         except ContentError as exc:
             body = {"ok": False, "error": exc.error}
             if exc.details:
@@ -199,6 +252,8 @@ class WebApi:
         if not isinstance(channel_id, str) or not channel_id:
             raise ApiError("channel_not_found")
         channel = self.ws.channel(channel_id)
+        if channel is None and self._is_user_id(channel_id):
+            channel = self.ws.dm_channel(channel_id, who.user_id)  # a DM, as Slack posts it
         if channel is None:
             if self.strict_channels or channel_id.startswith("#"):
                 raise ApiError("channel_not_found")
@@ -210,6 +265,12 @@ class WebApi:
         ):
             raise ApiError("channel_not_found")
         return channel
+
+    def _is_user_id(self, value: str) -> bool:
+        """A known user, or in the lenient mode any `U…`/`W…` ID (undeclared users exist there)."""
+        if value in self.ws.users:
+            return True
+        return not self.strict_channels and value[:1] in ("U", "W") and value[1:].isalnum()
 
     def _thread(self, channel: str, thread_ts: Any) -> str | None:
         """Replies to a reply land in the parent's thread, as in Slack."""
@@ -398,6 +459,182 @@ class WebApi:
 
     def apps_connections_open(self, args: JSON, who: Identity) -> JSON:
         return {"ok": True, "url": self.issue_socket_url()}
+
+    # ---- users and direct messages
+
+    def users_info(self, args: JSON, who: Identity) -> JSON:
+        user = self.ws.users.get(str(args.get("user") or ""))
+        if user is None:
+            raise ApiError("user_not_found")
+        return {
+            "ok": True,
+            "user": user_object(self.ws, user, locale=flag(args.get("include_locale"))),
+        }
+
+    def conversations_open(self, args: JSON, who: Identity) -> JSON:
+        """A direct message channel (`D…`) with one user; with several, a group DM (`G…`)."""
+        if args.get("channel"):
+            channel = self.ws.channel(str(args["channel"]))
+            if channel is None or not (channel.is_im or channel.id.startswith("G")):
+                raise ApiError("channel_not_found")
+            return self._opened(channel, True, flag(args.get("return_im")))
+        users = [u.strip() for u in str(args.get("users") or "").split(",") if u.strip()]
+        if not users:
+            raise ApiError("users_list_not_supplied")
+        if len(users) > MAX_MPIM_USERS:
+            raise ApiError("too_many_users")
+        for user_id in users:
+            if user_id not in self.ws.users:
+                raise ApiError("user_not_found")
+        if len(users) == 1:
+            existing = self.ws.dm_channel(users[0], who.user_id, create=False)
+            if existing is None and flag(args.get("prevent_creation")):
+                return {"ok": True, "channel": {}}
+            channel = self.ws.dm_channel(users[0], who.user_id)
+            assert channel is not None  # created on demand
+            return self._opened(channel, existing is not None, flag(args.get("return_im")))
+        members = {*users, who.user_id}
+        for channel in self.ws.channels.values():
+            if channel.id.startswith("G") and channel.members == members:
+                return self._opened(channel, True, flag(args.get("return_im")))
+        channel = Channel(
+            f"G{len(self.ws.channels):08d}MPIM",
+            "mpdm-" + "--".join(sorted(self.ws.user_name(u) for u in members)) + "-1",
+            is_private=True,
+            members=members,
+            created=int(self.ws.clock()),
+        )
+        self.ws.channels[channel.id] = channel
+        self.ws.notify()
+        return self._opened(channel, False, flag(args.get("return_im")))
+
+    def _opened(self, channel: Channel, already: bool, full: bool) -> JSON:
+        shown: JSON = {"id": channel.id}
+        if full:
+            shown.update(
+                {
+                    "created": channel.created,
+                    "is_im": channel.is_im,
+                    "is_mpim": not channel.is_im,
+                    "is_org_shared": False,
+                    "priority": 0,
+                }
+            )
+            if channel.is_im:
+                shown["user"] = channel.im_user
+                shown["is_user_deleted"] = bool(
+                    (user := self.ws.users.get(str(channel.im_user))) and user.deleted
+                )
+        body: JSON = {"ok": True}
+        if already:
+            body.update({"no_op": True, "already_open": True})
+        body["channel"] = shown
+        return body
+
+    # ---- views
+
+    def views_publish(self, args: JSON, who: Identity) -> JSON:
+        user_id = args.get("user_id")
+        if not isinstance(user_id, str) or not self._is_user_id(user_id):
+            raise ViewError("invalid_arguments", ["invalid `user_id`"])
+        body = self._view(args, HOME)
+        view = self.views.publish(user_id, body, who.app_id, who.bot_id, args.get("hash"))
+        return {"ok": True, "view": view.to_api()}
+
+    def views_open(self, args: JSON, who: Identity) -> JSON:
+        body = self._view(args, MODAL)
+        trigger = self.views.triggers.check(
+            args.get("trigger_id") or args.get("interactivity_pointer")
+        )
+        view = self.views.open_modal(trigger.user_id, body, who.app_id, who.bot_id)
+        trigger.used = True
+        return {"ok": True, "view": view.to_api()}
+
+    def views_push(self, args: JSON, who: Identity) -> JSON:
+        body = self._view(args, MODAL)
+        trigger = self.views.triggers.check(
+            args.get("trigger_id") or args.get("interactivity_pointer")
+        )
+        view = self.views.push(trigger.user_id, body, who.app_id, who.bot_id)
+        trigger.used = True
+        return {"ok": True, "view": view.to_api()}
+
+    def views_update(self, args: JSON, who: Identity) -> JSON:
+        view: View | None
+        if args.get("view_id"):
+            view = self.views.find(str(args["view_id"]))
+        elif args.get("external_id"):
+            view = self.views.by_external_id(str(args["external_id"]))
+        else:
+            raise ViewError(
+                "invalid_arguments", ["[ERROR] either view_id or external_id is required"]
+            )
+        if view is None:
+            raise ViewError("not_found")
+        body = self._view(args, HOME if view.type == "home" else MODAL)
+        self.views.update(view, body, args.get("hash"))
+        return {"ok": True, "view": view.to_api()}
+
+    @staticmethod
+    def _view(args: JSON, kinds: frozenset[str]) -> JSON:
+        if args.get("view") in (None, ""):
+            raise ViewError("invalid_arguments", ["[ERROR] missing required field: view"])
+        try:
+            return check_view(args["view"], kinds)
+        except ContentError as exc:
+            raise ViewError(exc.error, [f"[ERROR] {d}" for d in exc.details]) from None
+
+
+def user_object(ws: Workspace, user: User, *, locale: bool = False) -> JSON:
+    """A user as `users.info` shows them, with the time zone's label and offset at the
+    workspace's time."""
+    zone_name, label, offset = _zone(user.tz, ws.clock())
+    team_id = user.team_id or ws.team_id
+    real_name = user.real_name if user.real_name is not None else user.name
+    profile: JSON = {
+        "real_name": real_name,
+        "display_name": user.name,
+        "real_name_normalized": real_name,
+        "display_name_normalized": user.name,
+        "team": team_id,
+    }
+    body: JSON = {
+        "id": user.id,
+        "team_id": team_id,
+        "name": user.name,
+        "deleted": user.deleted,
+        "real_name": real_name,
+        "tz": zone_name,
+        "tz_label": label,
+        "tz_offset": offset,
+        "profile": profile,
+        "is_admin": False,
+        "is_owner": False,
+        "is_primary_owner": False,
+        "is_restricted": user.guest is not None,
+        "is_ultra_restricted": user.guest == "single",
+        "is_bot": user.is_bot,
+        "is_app_user": False,
+        "updated": int(ws.clock()),
+    }
+    if ws.is_stranger(user):
+        body["is_stranger"] = True
+    if locale:
+        body["locale"] = "en-US"
+    return body
+
+
+def _zone(name: str, when: float) -> tuple[str, str, int]:
+    """(tz, tz_label, tz_offset in seconds) of a zone name at unix time `when`."""
+    try:
+        zone = ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone, name = ZoneInfo("UTC"), "UTC"
+    moment = datetime.fromtimestamp(when, zone)
+    offset = moment.utcoffset()
+    seconds = int(offset.total_seconds()) if offset is not None else 0
+    abbreviation = moment.tzname() or "UTC"
+    return name, TZ_LABELS.get(abbreviation, abbreviation), seconds
 
 
 async def _read_request(
