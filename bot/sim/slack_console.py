@@ -15,7 +15,21 @@ The page (`static/console.html`, `.js`, `.css`) talks to a small JSON API under 
   within moments. Reads, other channels and edits that change nothing shown do not wake it;
 - `POST command {user, channel, text}`: `/sandbox …` as a signed slash command from that user;
 - `POST click {user, channel, ts, block_id, action_id}`: a signed block_actions payload for a
-  button on a message that user sees.
+  button on a message that user sees;
+- `POST app {user, tab}`: the user opens the app (`tab` `home` or `messages`): the answer names their
+  direct message channel with the bot (`channel`, what `messages` polls), and `app_home_opened` goes
+  to the bot;
+- `POST shortcut {user, callback_id}`: a global shortcut from the shortcuts menu;
+- `POST view_action {user, view_id, block_id, action_id, values, value?}`: an element of the user's Home
+  tab or modal used (a button, or a select, picker or radio set to `value`), after `values`
+  (`{block_id: {action_id: value}}`, what the page holds entered) are put into the view's state;
+- `POST view_submit {user, view_id, values}`: the modal's submit button; the bot's answer is applied as
+  Slack does (errors under their inputs, update, push, clear, close), and said back;
+- `POST view_close {user, view_id, clear}`: the modal's close button (or the X, with `clear`).
+
+`messages` also carries the user's published Home tab (`home`) and open modals (`modals`, root first,
+each with the `errors` shown under its inputs and Slack's `notice`); any change to them wakes the
+long poll too.
 
 `GET /healthz` and `GET /metrics` are the attached bot's own (`attach(..., pages_url=...)`), passed
 through as the bot answers them: one port for the console and the bot's health (the demo).
@@ -36,9 +50,10 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot.sim.slack import SlackEmulator
+from bot.sim.slack import SlackEmulator, Submission
 from bot.sim.slack_sender import Delivery
 from bot.sim.slack_state import JSON, Message
+from bot.sim.slack_views import ValueKey, View
 
 API = "/console/api/"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
@@ -70,6 +85,23 @@ class Persona:
     description: str
 
 
+@dataclass(frozen=True)
+class Shortcut:
+    """A global shortcut of the app, as its menu lists it (its manifest's `shortcuts`)."""
+
+    callback_id: str
+    name: str
+    description: str = ""
+
+
+DEFAULT_SHORTCUTS = (
+    Shortcut(
+        "sandbox_refresh_shortcut", "Refresh a sandbox", "Start a refresh of a test environment"
+    ),
+)
+HOME_TABS = ("home", "messages")
+
+
 class ConsoleError(Exception):
     def __init__(self, status: int, error: str) -> None:
         super().__init__(error)
@@ -88,10 +120,12 @@ class SlackConsole:
         hints: Iterable[str] | Callable[[], Sequence[str]] = (),
         title: str = "Slack console",
         notice: str = "",
+        shortcuts: Sequence[Shortcut] = DEFAULT_SHORTCUTS,
     ) -> None:
         """`channels`: IDs of channels the emulator knows, shown in this order. `usergroups`: ID to
         handle, for `<!subteam^S…>` mentions. `hints`: example commands the page offers, or a
-        function that says which, asked each time the page looks."""
+        function that says which, asked each time the page looks. `shortcuts`: the app's global
+        shortcuts, listed in the shortcuts menu."""
         if not personas or not channels:
             raise ValueError("a console needs at least one persona and one channel")
         self.emulator = emulator
@@ -105,6 +139,7 @@ class SlackConsole:
             self._hints = lambda: fixed
         self.title = title
         self.notice = notice
+        self.shortcuts = list(shortcuts)
         self.events_url: str | None = None
         self.pages_url: str | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -136,6 +171,11 @@ class SlackConsole:
         app.router.add_get(API + "messages", self._messages)
         app.router.add_post(API + "command", self._command)
         app.router.add_post(API + "click", self._click)
+        app.router.add_post(API + "app", self._app)
+        app.router.add_post(API + "shortcut", self._shortcut)
+        app.router.add_post(API + "view_action", self._view_action)
+        app.router.add_post(API + "view_submit", self._view_submit)
+        app.router.add_post(API + "view_close", self._view_close)
         for path in BOT_PAGES:
             app.router.add_get(path, self._bot_page)
         app.on_shutdown.append(self._on_shutdown)
@@ -199,14 +239,19 @@ class SlackConsole:
                 "users": {u.id: u.name for u in ws.users.values()},
                 "usergroups": self.usergroups,
                 "hints": self.hints,
+                "app": {"id": self.emulator.app_id, "name": self.emulator.bot.name},
+                "shortcuts": [
+                    {"callback_id": s.callback_id, "name": s.name, "description": s.description}
+                    for s in self.shortcuts
+                ],
             }
         )
 
     async def _messages(self, request: web.Request) -> web.Response:
         try:
             _check_host(request)
-            channel = self._known_channel(request.query.get("channel"))
             user = self._known_user(request.query.get("user"))
+            channel = self._known_channel(request.query.get("channel"), user)
             after = _int(request.query.get("after"), "after")
             wait = min(
                 float(_int(request.query.get("wait"), "wait") or LONG_POLL_SECONDS),
@@ -222,7 +267,7 @@ class SlackConsole:
         try:
             body = await _json_body(request)
             user = self._known_user(body.get("user"))
-            channel = self._known_channel(body.get("channel"))
+            channel = self._known_channel(body.get("channel"), user)
             command, text = _split_command(body.get("text"))
             delivery = await self.emulator.send_command(
                 self._events_url(), text, user, channel, command
@@ -237,7 +282,7 @@ class SlackConsole:
         try:
             body = await _json_body(request)
             user = self._known_user(body.get("user"))
-            channel = self._known_channel(body.get("channel"))
+            channel = self._known_channel(body.get("channel"), user)
             ts, block_id, action_id = (
                 _text(body.get(key), key) for key in ("ts", "block_id", "action_id")
             )
@@ -261,11 +306,125 @@ class SlackConsole:
             return _error(ConsoleError(502, "the bot is not reachable"))
         return _json(_outcome(delivery))
 
+    async def _app(self, request: web.Request) -> web.Response:
+        """The user opens the app's Home or Messages tab: Slack sends `app_home_opened` each time."""
+        try:
+            body = await _json_body(request)
+            user = self._known_user(body.get("user"))
+            tab = body.get("tab")
+            if tab not in HOME_TABS:
+                raise ConsoleError(400, "tab must be home or messages")
+            channel = self.emulator.dm_channel(user)
+            if self.events_url is None:
+                return _json({"ok": True, "channel": channel, "delivered": False})
+            delivery = await self.emulator.send_app_home_opened(self.events_url, user, tab)
+        except ConsoleError as exc:
+            return _error(exc)
+        except aiohttp.ClientError:
+            return _error(ConsoleError(502, "the bot is not reachable"))
+        return _json({**_outcome(delivery), "channel": channel, "delivered": True})
+
+    async def _shortcut(self, request: web.Request) -> web.Response:
+        try:
+            body = await _json_body(request)
+            user = self._known_user(body.get("user"))
+            callback_id = body.get("callback_id")
+            if not any(s.callback_id == callback_id for s in self.shortcuts):
+                raise ConsoleError(404, "no such shortcut")
+            delivery = await self.emulator.send_shortcut(self._events_url(), user, str(callback_id))
+        except ConsoleError as exc:
+            return _error(exc)
+        except aiohttp.ClientError:
+            return _error(ConsoleError(502, "the bot is not reachable"))
+        return _json(_outcome(delivery))
+
+    async def _view_action(self, request: web.Request) -> web.Response:
+        try:
+            body = await _json_body(request)
+            user = self._known_user(body.get("user"))
+            view = self._users_view(user, body.get("view_id"))
+            block_id, action_id = (_text(body.get(key), key) for key in ("block_id", "action_id"))
+            if view.element(action_id, block_id) is None:
+                raise ConsoleError(404, "no such element in that view")
+            self._enter(view, body.get("values"))
+            delivery = await self.emulator.send_view_action(
+                self._events_url(),
+                user,
+                action_id,
+                _entry_value(body.get("value")),
+                block_id=block_id,
+                view_id=view.id,
+            )
+        except ConsoleError as exc:
+            return _error(exc)
+        except ValueError as exc:
+            return _error(ConsoleError(400, str(exc)))
+        except aiohttp.ClientError:
+            return _error(ConsoleError(502, "the bot is not reachable"))
+        return _json(_outcome(delivery))
+
+    async def _view_submit(self, request: web.Request) -> web.Response:
+        try:
+            body = await _json_body(request)
+            user = self._known_user(body.get("user"))
+            view = self._users_view(user, body.get("view_id"))
+            if view is not self.emulator.modal(user):
+                raise ConsoleError(409, "that modal is not the one on top")
+            self._enter(view, body.get("values"))
+            submission = await self.emulator.send_view_submission(self._events_url(), user)
+        except ConsoleError as exc:
+            return _error(exc)
+        except ValueError as exc:
+            return _error(ConsoleError(400, str(exc)))
+        except aiohttp.ClientError:
+            return _error(ConsoleError(502, "the bot is not reachable"))
+        return _json(_submitted(submission))
+
+    async def _view_close(self, request: web.Request) -> web.Response:
+        try:
+            body = await _json_body(request)
+            user = self._known_user(body.get("user"))
+            view = self._users_view(user, body.get("view_id"))
+            if view is not self.emulator.modal(user):
+                raise ConsoleError(409, "that modal is not the one on top")
+            if view.notify_on_close:
+                closed = await self.emulator.close_modal(
+                    self._events_url(), user, clear=body.get("clear") is True
+                )
+            else:  # nothing goes to the bot: closing needs none attached
+                closed = await self.emulator.close_modal("", user, clear=body.get("clear") is True)
+        except ConsoleError as exc:
+            return _error(exc)
+        except aiohttp.ClientError:
+            return _error(ConsoleError(502, "the bot is not reachable"))
+        return _json({"ok": True, "closed": [v.id for v in closed]})
+
+    def _users_view(self, user: str, view_id: object) -> View:
+        view = self.emulator.view(view_id) if isinstance(view_id, str) else None
+        if view is None or view.user_id != user:
+            raise ConsoleError(404, "no such view")
+        return view
+
+    def _enter(self, view: View, values: object) -> None:
+        """What the page holds entered in `view` (`{block_id: {action_id: value}}`) into its state."""
+        if values in (None, {}):
+            return
+        if not isinstance(values, dict) or not all(isinstance(v, dict) for v in values.values()):
+            raise ConsoleError(400, "values must be {block_id: {action_id: value}}")
+        entered: dict[ValueKey, Any] = {
+            (str(block_id), str(action_id)): _entry_value(value)
+            for block_id, actions in values.items()
+            for action_id, value in actions.items()
+        }
+        self.emulator.enter_values(view.user_id, entered, view_id=view.id)
+
     # ---- what a user sees
 
     def view(self, channel: str, user: str) -> JSON:
-        """The messages `user` sees in `channel`, oldest first, and how many each channel holds."""
+        """The messages `user` sees in `channel`, oldest first, how many each channel holds, and the
+        user's Home tab and modals."""
         ws = self.emulator.workspace
+        home = self.emulator.home_view(user)
         return {
             "version": self.version(channel, user),
             "hints": self.hints,
@@ -273,6 +432,8 @@ class SlackConsole:
             "user": user,
             "messages": [self._message(m) for m in ws.messages(channel) if _sees(user, m)],
             "counts": {c: sum(1 for m in ws.messages(c) if _sees(user, m)) for c in self.channels},
+            "home": _shown_view(home) if home is not None else None,
+            "modals": [_shown_view(v) for v in self.emulator.modal_stack(user)],
         }
 
     def _message(self, message: Message) -> JSON:
@@ -292,9 +453,11 @@ class SlackConsole:
         }
 
     def version(self, channel: str, user: str) -> int:
-        """The workspace version of the latest change `user` can see in `channel`."""
+        """The workspace version of the latest change `user` can see in `channel`, or in their own
+        Home tab and modals."""
         messages = self.emulator.workspace.messages(channel, include_deleted=True)
-        return max((m.changed for m in messages if _sees(user, m)), default=0)
+        seen = max((m.changed for m in messages if _sees(user, m)), default=0)
+        return max(seen, self.emulator.views_changed(user))
 
     async def _changed_after(self, channel: str, user: str, version: int, wait: float) -> None:
         ws = self.emulator.workspace
@@ -316,10 +479,14 @@ class SlackConsole:
             raise ConsoleError(400, "unknown user")
         return str(value)
 
-    def _known_channel(self, value: object) -> str:
-        if value not in self.channels:
+    def _known_channel(self, value: object, user: str) -> str:
+        """One of the console's channels, or the user's own direct message channel with the bot."""
+        if value in self.channels:
+            return str(value)
+        dm = self.emulator.workspace.dm_channel(user, self.emulator.bot.user_id, create=False)
+        if dm is None or value != dm.id:
             raise ConsoleError(400, "unknown channel")
-        return str(value)
+        return dm.id
 
     def _channel_name(self, channel_id: str) -> str:
         channel = self.emulator.workspace.channel(channel_id)
@@ -366,6 +533,38 @@ def _outcome(delivery: Delivery) -> JSON:
     if delivery.status != 200:
         return {"ok": False, "error": "dispatch_failed", "status": delivery.status}
     return {"ok": True, "status": 200, "elapsed": round(delivery.elapsed, 3)}
+
+
+def _submitted(submission: Submission) -> JSON:
+    """What the page shows of a submission: Slack's errors under inputs, or its notice on top."""
+    shown: JSON = {
+        "ok": True,
+        "sent": submission.sent,
+        "response_action": submission.response_action,
+        "errors": submission.errors,
+        "problem": submission.problem,
+        "closed": submission.closed,
+    }
+    delivery = submission.delivery
+    if delivery is not None:
+        shown["status"] = delivery.status
+    return shown
+
+
+def _shown_view(view: View) -> JSON:
+    """A view as Slack's API shows it, with what the client shows besides: errors and notice."""
+    return {**view.to_api(), "errors": dict(view.errors), "notice": view.notice}
+
+
+def _entry_value(value: object) -> Any:
+    """A value the page sent for an element: text, a number (unix seconds), a list, or null."""
+    if value is None or (isinstance(value, str | int | float) and not isinstance(value, bool)):
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    raise ConsoleError(400, "a value must be text, a number, a list of text or null")
 
 
 def _text(value: object, name: str) -> str:

@@ -31,13 +31,17 @@ const EMOJI = {
 
 const state = {
   ws: null,
-  channel: null,
+  channel: null, // a channel, or on the app's tabs the user's direct message channel with it
+  surface: "channel", // "channel", or the app's "home" or "messages" tab
   user: null,
   version: null,
   view: null,
   poll: null,
   seen: {},
   echoes: [],
+  inputs: {}, // view id -> block_id -> action_id -> what the user entered, as the console API takes it
+  homeKey: null,
+  modalKey: null,
 };
 
 // ---- DOM helpers -------------------------------------------------------------------------------
@@ -251,6 +255,7 @@ function plainString(obj) {
 // ---- Block Kit ---------------------------------------------------------------------------------
 
 function element(elem, message, block) {
+  if (message && message.view) return viewElement(elem, message.view, block, false);
   if (elem.type === "button") {
     const style = elem.style === "primary" ? "btn btn-primary" : elem.style === "danger" ? "btn btn-danger" : "btn";
     return el("button", {
@@ -311,9 +316,306 @@ function renderBlock(block, message) {
       return el("div", { class: "b-image", title: block.image_url || "" }, `[image: ${block.alt_text || ""}]`);
     case "rich_text":
       return richText(block);
+    case "input":
+      if (message && message.view) return renderInput(block, message.view);
+      return el("div", { class: "b-unsupported" }, "(an input block: only in views)");
     default:
       return el("div", { class: "b-unsupported" }, `(a ${block.type} block: not shown by this console)`);
   }
+}
+
+
+// ---- views: the Home tab and modals --------------------------------------------------------------
+
+function inputId(view, block, elem) {
+  return `in-${view.id}-${block.block_id}-${elem.action_id}`.replace(/[^A-Za-z0-9_-]/g, "_");
+}
+
+function entered(view, block, elem) {
+  const byBlock = (state.inputs[view.id] || {})[block.block_id] || {};
+  return Object.prototype.hasOwnProperty.call(byBlock, elem.action_id) ? byBlock[elem.action_id] : undefined;
+}
+
+function remember(view, block, elem, value) {
+  const byView = (state.inputs[view.id] ||= {});
+  (byView[block.block_id] ||= {})[elem.action_id] = value;
+}
+
+// What the page holds entered for the elements this view has now (inputs of replaced blocks are dropped).
+function valuesFor(view) {
+  const out = {};
+  for (const block of view.blocks || []) {
+    const elems = block.type === "input" ? [block.element] : block.type === "actions" ? block.elements || [] : block.type === "section" ? [block.accessory] : [];
+    for (const elem of elems) {
+      if (!elem || !elem.action_id) continue;
+      const value = entered(view, block, elem);
+      if (value !== undefined) (out[block.block_id] ||= {})[elem.action_id] = value;
+    }
+  }
+  return out;
+}
+
+function localDateTime(epoch) {
+  const d = new Date(epoch * 1000);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+function optionsOf(elem) {
+  const list = [...(elem.options || [])];
+  for (const group of elem.option_groups || []) list.push(...(group.options || []));
+  return list;
+}
+
+function choiceOptions(elem) {
+  if (elem.type.startsWith("users_") || elem.type.startsWith("multi_users_")) {
+    return Object.entries(state.ws.users).map(([id, name]) => ({ value: id, label: `@${name}` }));
+  }
+  if (/(conversations|channels)_select$/.test(elem.type)) {
+    return state.ws.channels.map((c) => ({ value: c.id, label: `#${c.name}` }));
+  }
+  return optionsOf(elem).map((o) => ({ value: o.value, label: plainString(o.text) }));
+}
+
+function initialChoice(elem) {
+  const initial = elem.initial_option || elem.initial_user || elem.initial_conversation || elem.initial_channel;
+  if (!initial) return null;
+  return typeof initial === "string" ? initial : initial.value;
+}
+
+// An element of a view as a control; `inInput`: the element of an input block (sent only on submit,
+// unless the block dispatches actions).
+function viewElement(elem, view, block, inInput) {
+  if (elem.type === "button") {
+    const style = elem.style === "primary" ? "btn btn-primary" : elem.style === "danger" ? "btn btn-danger" : "btn";
+    return el("button", {
+      class: style,
+      type: "button",
+      "data-action-id": elem.action_id,
+      onclick: (event) => viewButton(event.currentTarget, elem, view, block),
+    }, textObject(elem.text));
+  }
+  const id = inputId(view, block, elem);
+  const dispatches = !inInput || block.dispatch_action;
+  const changed = (value) => {
+    remember(view, block, elem, value);
+    if (dispatches) viewAction(view, block, elem, value);
+  };
+  const held = entered(view, block, elem);
+  const label = inInput ? null : plainString(elem.placeholder) || elem.type;
+  const type = elem.type;
+  if (type === "plain_text_input" || type === "email_text_input" || type === "url_text_input" || type === "number_input") {
+    const kind = { email_text_input: "email", url_text_input: "url", number_input: "number" }[type] || "text";
+    const attrs = {
+      id,
+      class: "field",
+      placeholder: plainString(elem.placeholder) || null,
+      "aria-label": label,
+      onchange: (event) => changed(event.target.value === "" ? null : event.target.value),
+    };
+    const node = type === "plain_text_input" && elem.multiline ? el("textarea", { ...attrs, rows: 4 }) : el("input", { ...attrs, type: kind });
+    node.value = held !== undefined ? held || "" : elem.initial_value || "";
+    return node;
+  }
+  if (type === "radio_buttons" || type === "checkboxes") {
+    const multiple = type === "checkboxes";
+    const chosen = held !== undefined ? held : multiple ? (elem.initial_options || []).map((o) => o.value) : initialChoice(elem);
+    const group = el("div", { id, class: "choices", role: multiple ? "group" : "radiogroup", "aria-label": label });
+    for (const option of optionsOf(elem)) {
+      const box = el("input", {
+        type: multiple ? "checkbox" : "radio",
+        name: id,
+        value: option.value,
+        checked: multiple ? (chosen || []).includes(option.value) : chosen === option.value,
+        onchange: () => {
+          if (multiple) changed([...group.querySelectorAll("input:checked")].map((i) => i.value));
+          else changed(option.value);
+        },
+      });
+      group.append(el("label", { class: "choice" }, box, el("span", {}, textObject(option.text))));
+    }
+    return group;
+  }
+  if (type === "datepicker" || type === "timepicker" || type === "datetimepicker") {
+    const kind = { datepicker: "date", timepicker: "time", datetimepicker: "datetime-local" }[type];
+    const initial = type === "datepicker" ? elem.initial_date : type === "timepicker" ? elem.initial_time : elem.initial_date_time;
+    const shown = held !== undefined ? held : initial;
+    const node = el("input", {
+      id,
+      class: "field",
+      type: kind,
+      "aria-label": label,
+      onchange: (event) => {
+        const text = event.target.value;
+        if (!text) changed(null);
+        else if (type === "datetimepicker") changed(Math.floor(new Date(text).getTime() / 1000));
+        else changed(text.slice(0, type === "timepicker" ? 5 : 10));
+      },
+    });
+    if (shown !== undefined && shown !== null) node.value = type === "datetimepicker" ? localDateTime(shown) : String(shown);
+    return node;
+  }
+  if (type.endsWith("select")) {
+    const multiple = type.startsWith("multi_");
+    const chosen = held !== undefined ? held : multiple ? (elem.initial_options || elem.initial_users || elem.initial_conversations || elem.initial_channels || []).map((o) => (typeof o === "string" ? o : o.value)) : initialChoice(elem);
+    const node = el("select", {
+      id,
+      class: "field",
+      multiple: multiple || null,
+      "aria-label": label,
+      onchange: (event) => {
+        if (multiple) changed([...event.target.selectedOptions].map((o) => o.value));
+        else changed(event.target.value === "" ? null : event.target.value);
+      },
+    });
+    if (!multiple) node.append(el("option", { value: "" }, plainString(elem.placeholder) || "Choose an option"));
+    for (const option of choiceOptions(elem)) {
+      node.append(el("option", {
+        value: option.value,
+        selected: multiple ? (chosen || []).includes(option.value) : chosen === option.value,
+      }, option.label));
+    }
+    return node;
+  }
+  if (elem.type === "image") return el("span", { class: "element", title: elem.image_url || "" }, `[image: ${elem.alt_text || ""}]`);
+  if (elem.type === "mrkdwn" || elem.type === "plain_text") return textObject(elem);
+  return el("span", { class: "element", title: `${elem.type} (not interactive in this console)` }, elem.type);
+}
+
+function renderInput(block, view) {
+  const elem = block.element || {};
+  const id = inputId(view, block, elem);
+  const error = (view.errors || {})[block.block_id];
+  const control = viewElement(elem, view, block, true);
+  if (error) control.setAttribute("aria-invalid", "true");
+  const labelText = plainString(block.label);
+  const labelNode = control.tagName === "DIV"
+    ? el("span", { class: "input-label", id: `${id}-label` }, labelText)
+    : el("label", { class: "input-label", for: id }, labelText);
+  if (control.tagName === "DIV") control.setAttribute("aria-labelledby", `${id}-label`);
+  return el("div", { class: `b-input${error ? " has-error" : ""}`, "data-block-id": block.block_id },
+    el("div", {}, labelNode, block.optional ? el("span", { class: "input-optional" }, " (optional)") : null),
+    control,
+    block.hint ? el("div", { class: "input-hint" }, textObject(block.hint)) : null,
+    error ? el("div", { class: "input-error", role: "alert" }, error) : null);
+}
+
+function renderViewBlocks(view) {
+  return (view.blocks || []).map((b) => renderBlock(b, { view }));
+}
+
+function renderHome(home) {
+  const key = home ? `${home.id}:${home.hash}:${JSON.stringify(home.errors)}` : "none";
+  if (key === state.homeKey) return;
+  state.homeKey = key;
+  const pane = $("home");
+  if (!home) {
+    const app = state.ws.app.name;
+    pane.replaceChildren(el("p", { class: "empty" }, `${app} has not published a Home tab for you yet.`));
+    return;
+  }
+  pane.replaceChildren(el("div", { class: "blocks home-blocks" }, renderViewBlocks(home)));
+}
+
+function renderModals(modals) {
+  const dialog = $("modal");
+  const top = modals && modals.length ? modals[modals.length - 1] : null;
+  if (!top) {
+    state.modalKey = null;
+    if (dialog.open) dialog.close();
+    return;
+  }
+  const key = `${top.id}:${top.hash}:${JSON.stringify(top.errors)}:${top.notice}:${modals.length}`;
+  if (key === state.modalKey && dialog.open) return;
+  state.modalKey = key;
+  $("modal-title").textContent = plainString(top.title);
+  const notice = $("modal-notice");
+  notice.textContent = top.notice || "";
+  notice.hidden = !top.notice;
+  $("modal-body").replaceChildren(...renderViewBlocks(top));
+  const close = $("modal-close");
+  close.textContent = plainString(top.close) || "Cancel";
+  close.onclick = () => closeModal(top, false);
+  $("modal-x").onclick = () => closeModal(top, true);
+  const submit = $("modal-submit");
+  submit.hidden = !top.submit;
+  submit.disabled = false;
+  submit.textContent = plainString(top.submit) || "Submit";
+  submit.onclick = () => submitModal(top, submit);
+  dialog.oncancel = (event) => {
+    event.preventDefault(); // Escape closes the modal the way Slack does: through the emulator
+    closeModal(top, true);
+  };
+  if (!dialog.open) dialog.showModal();
+}
+
+async function viewCall(path, body, what) {
+  try {
+    const answer = await postJson(path, { user: state.user, ...body });
+    if (!answer.ok) setStatus(failure(what, answer), true);
+    else setStatus("");
+    return answer;
+  } catch (error) {
+    setStatus("The console is not reachable. Is the demo still running?", true);
+    return { ok: false };
+  }
+}
+
+async function viewButton(button, elem, view, block) {
+  if (elem.confirm && !(await confirmDialog(elem.confirm))) return;
+  if (elem.url && safeUrl(elem.url)) window.open(elem.url, "_blank", "noopener,noreferrer");
+  button.disabled = true;
+  try {
+    await viewAction(view, block, elem, undefined);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function viewAction(view, block, elem, value) {
+  return viewCall("view_action", {
+    view_id: view.id,
+    block_id: block.block_id,
+    action_id: elem.action_id,
+    values: valuesFor(view),
+    value: value === undefined ? null : value,
+  }, plainString(elem.text) || "The action");
+}
+
+async function submitModal(view, button) {
+  button.disabled = true;
+  const answer = await viewCall("view_submit", { view_id: view.id, values: valuesFor(view) }, plainString(view.submit) || "Submit");
+  if (answer.ok) state.modalKey = null; // shown again as the emulator holds it now (errors, update, push)
+  button.disabled = false;
+}
+
+function closeModal(view, clear) {
+  return viewCall("view_close", { view_id: view.id, clear }, "Closing");
+}
+
+// ---- shortcuts -------------------------------------------------------------------------------------
+
+function renderShortcuts() {
+  const shortcuts = state.ws.shortcuts || [];
+  $("shortcuts").hidden = !shortcuts.length;
+  $("shortcut-menu").replaceChildren(...shortcuts.map((s) => el("button", {
+    type: "button",
+    role: "menuitem",
+    class: "shortcut",
+    onclick: () => runShortcut(s),
+  }, el("span", { class: "shortcut-name" }, s.name), s.description ? el("span", { class: "shortcut-description" }, s.description) : null)));
+}
+
+function toggleShortcuts(open) {
+  const menu = $("shortcut-menu");
+  const show = open === undefined ? menu.hidden : open;
+  menu.hidden = !show;
+  $("shortcuts").setAttribute("aria-expanded", String(show));
+}
+
+async function runShortcut(shortcut) {
+  toggleShortcuts(false);
+  await viewCall("shortcut", { callback_id: shortcut.callback_id }, shortcut.name);
 }
 
 // ---- messages ----------------------------------------------------------------------------------
@@ -395,13 +697,38 @@ function renderChannels() {
     return el("li", {}, el("button", {
       type: "button",
       class: unread ? "unread" : null,
-      "aria-current": c.id === state.channel ? "true" : "false",
+      "aria-current": c.id === state.channel && state.surface === "channel" ? "true" : "false",
       "data-channel": c.id,
       onclick: () => select(c.id, state.user),
     }, el("span", {}, `# ${c.name}`), fresh ? el("span", { class: "unread-count" }, String(fresh)) : null));
   }));
+  const onApp = state.surface !== "channel";
+  $("apps").replaceChildren(el("li", {}, el("button", {
+    type: "button",
+    "aria-current": onApp ? "true" : "false",
+    "data-app": state.ws.app.id,
+    onclick: () => openApp("home", state.user),
+  }, el("span", {}, state.ws.app.name))));
   const channel = state.ws.channels.find((c) => c.id === state.channel);
-  $("channel-title").textContent = `# ${channel ? channel.name : state.channel}`;
+  $("channel-title").textContent = onApp ? state.ws.app.name : `# ${channel ? channel.name : state.channel}`;
+  renderSurface();
+}
+
+// Which pane shows: a channel's messages, or the app's Home or Messages tab.
+function renderSurface() {
+  const onApp = state.surface !== "channel";
+  const tabs = $("app-tabs");
+  tabs.hidden = !onApp;
+  tabs.replaceChildren(...["home", "messages"].map((tab) => el("button", {
+    type: "button",
+    role: "tab",
+    class: "app-tab",
+    "aria-selected": state.surface === tab ? "true" : "false",
+    onclick: () => openApp(tab, state.user),
+  }, tab === "home" ? "Home" : "Messages")));
+  $("home").hidden = state.surface !== "home";
+  $("messages").hidden = state.surface === "home";
+  $("composer").hidden = state.surface === "home";
 }
 
 function renderPersonas() {
@@ -411,7 +738,7 @@ function renderPersonas() {
       name: "persona",
       value: p.id,
       checked: p.id === state.user,
-      onchange: () => select(state.channel, p.id),
+      onchange: () => (state.surface === "channel" ? select(state.channel, p.id) : openApp(state.surface, p.id)),
     }),
     el("span", {}, el("span", { class: "persona-name" }, p.name), el("span", { class: "persona-description" }, p.description)))));
 }
@@ -535,9 +862,40 @@ async function clickButton(button, elem, message, block) {
 function select(channel, user) {
   if (user !== state.user) state.seen = {};
   state.channel = channel;
+  state.surface = "channel";
   state.user = user;
   state.version = null;
+  state.homeKey = null;
+  state.modalKey = null;
   history.replaceState(null, "", `#channel=${encodeURIComponent(channel)}&user=${encodeURIComponent(user)}`);
+  renderChannels();
+  renderPersonas();
+  if (state.poll) state.poll.abort();
+}
+
+// The user opens the app's Home or Messages tab: the bot hears of it (app_home_opened) and the page
+// follows the user's direct message channel with the app.
+async function openApp(tab, user) {
+  if (user !== state.user) state.seen = {};
+  let answer;
+  try {
+    answer = await postJson("app", { user, tab });
+  } catch (error) {
+    setStatus("The console is not reachable. Is the demo still running?", true);
+    return;
+  }
+  if (!answer.channel) {
+    setStatus(failure("Opening the app", answer), true);
+    return;
+  }
+  state.surface = tab;
+  state.user = user;
+  state.channel = answer.channel;
+  state.version = null;
+  state.homeKey = null;
+  state.modalKey = null;
+  history.replaceState(null, "", `#app=${tab}&user=${encodeURIComponent(user)}`);
+  setStatus(answer.ok ? "" : failure("Opening the app", answer), !answer.ok);
   renderChannels();
   renderPersonas();
   if (state.poll) state.poll.abort();
@@ -569,9 +927,11 @@ async function pollForever() {
         state.ws.hints = view.hints; // they name jobs that exist now
         renderHints();
       }
-      state.seen[view.channel] = view.counts[view.channel] || 0;
+      if (view.counts[view.channel] !== undefined) state.seen[view.channel] = view.counts[view.channel];
       for (const id of Object.keys(view.counts)) if (state.seen[id] === undefined) state.seen[id] = view.counts[id];
-      renderMessages(view);
+      if (state.surface === "home") renderHome(view.home);
+      else renderMessages(view);
+      renderModals(view.modals);
       renderChannels();
     } catch (error) {
       if (error.name === "AbortError") continue;
@@ -593,9 +953,16 @@ async function start() {
   state.channel = channel.id;
   state.user = user.id;
   renderHints();
+  renderShortcuts();
   renderChannels();
   renderPersonas();
   $("composer").addEventListener("submit", sendCommand);
+  $("shortcuts").addEventListener("click", () => toggleShortcuts());
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") toggleShortcuts(false);
+  });
+  const tab = wanted.get("app");
+  if (tab === "home" || tab === "messages") await openApp(tab, user.id);
   pollForever();
 }
 
