@@ -211,6 +211,32 @@ async def test_posting_to_a_user_id_lands_in_their_dm(
     assert emu.command_payload("help", USER, dm)["channel_name"] == "directmessage"
 
 
+async def test_conversations_open_for_several_users_and_without_creating(
+    emu: SlackEmulator, client: AsyncWebClient
+) -> None:
+    emu.add_user("U0BOB", "bob")
+    assert (await client.conversations_open(users="U0BOB", prevent_creation=True))["channel"] == {}
+    group = await client.conversations_open(users=f"{USER},U0BOB", return_im=True)
+    again = await client.conversations_open(users=f"U0BOB,{USER}")
+    assert group["channel"]["id"].startswith("G") and group["channel"]["is_mpim"] is True
+    assert (again["channel"]["id"], again["already_open"]) == (group["channel"]["id"], True)
+    reopened = await client.conversations_open(channel=group["channel"]["id"])
+    assert reopened["channel"]["id"] == group["channel"]["id"]
+    assert (await error_of(client.conversations_open(channel=CHANNEL)))[
+        "error"
+    ] == "channel_not_found"
+
+
+async def test_strict_channels_refuse_a_post_to_an_undeclared_user() -> None:
+    async with SlackEmulator(bot_token=BOT, strict_channels=True) as strict:
+        client = AsyncWebClient(token=BOT, base_url=strict.api_url)
+        failure = await error_of(client.chat_postMessage(channel="U0NOBODY", text="hi"))
+        assert failure["error"] == "channel_not_found"
+        strict.add_user(USER, "alice")
+        posted = await client.chat_postMessage(channel=USER, text="hi")
+        assert posted["channel"] == strict.dm_channel(USER)
+
+
 # ---- views.publish
 
 
