@@ -31,7 +31,13 @@ from bot.sim.zuora import (
     JOB_PAST_RESETTING,
     ZuoraSimulator,
 )
-from bot.sim.zuora_seed import KEEP_ENDED, SUPPORT_USER_ID, Reseeder
+from bot.sim.zuora_seed import (
+    ENV_TRAINING,
+    KEEP_ENDED,
+    SUPPORT_USER_ID,
+    Reseeder,
+    add_training_environment,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -521,6 +527,39 @@ async def test_scheduled_refresh_waits_for_its_time(
     started = (await api.get(created.headers["Location"])).json()
     assert started["status"] == "QUEUED"
     assert (await api.get(f"/test-environments/{ENV_QA}")).json()["status"] == "PROCESSING"
+
+
+async def test_a_scheduled_refresh_can_be_moved_and_starts_at_its_new_time(
+    sim: ZuoraSimulator, api: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    at = clock.now() + timedelta(hours=5)
+    created = await start_refresh(api, ENV_QA, scheduledRefreshTime=at.isoformat())
+    job_id = created.json()["id"]
+    clock.advance(60)
+    later = clock.now() + timedelta(days=1)
+    moved = conform(sim.reschedule_job(ENV_QA, job_id, later), JOB_RESPONSE)
+    assert (moved["status"], parse_time(moved["scheduledRefreshTime"])) == ("SCHEDULED", later)
+    assert parse_time(moved["updateTime"]) == clock.now()  # the move is its latest change
+    assert parse_time(moved["estimatedCompletionTime"]) > later
+    clock.set(at + timedelta(minutes=1))  # the old time has passed: still waiting
+    assert (await api.get(created.headers["Location"])).json()["status"] == "SCHEDULED"
+    sooner = clock.now() + timedelta(minutes=10)
+    sim.reschedule_job(ENV_QA, job_id, sooner)  # earlier works too
+    clock.set(sooner)
+    started = (await api.get(created.headers["Location"])).json()
+    assert started["status"] == "QUEUED" and parse_time(started["updateTime"]) == sooner
+
+
+def test_only_a_scheduled_job_is_moved_and_only_ahead(
+    sim: ZuoraSimulator, clock: ManualClock
+) -> None:
+    job = sim.add_job(
+        ENV_QA, status="SCHEDULED", scheduled_refresh_time=clock.now() + timedelta(hours=1)
+    )
+    with pytest.raises(ValueError, match="not ahead"):
+        sim.reschedule_job(ENV_QA, job["id"], clock.now())
+    with pytest.raises(ValueError, match="only a SCHEDULED job"):
+        sim.reschedule_job(ENV_STAGING, JOB_CANCELLABLE, clock.now() + timedelta(hours=1))
 
 
 async def test_scheduled_time_in_the_past_starts_at_once(
@@ -1226,6 +1265,45 @@ def test_the_reseeder_keeps_only_its_newest_ended_refreshes(clock: ManualClock) 
     assert JOB_COMPLETED in jobs  # the seeded history stays
     kept = [job_id for job_id in started if job_id in jobs]
     assert kept == started[-(KEEP_ENDED + 1) :]  # the newest ended ones, and the last one started
+
+
+def test_the_reseeder_keeps_one_refresh_scheduled_ahead_on_its_own_environment(
+    clock: ManualClock,
+) -> None:
+    sim = ZuoraSimulator(clock=clock, speed=SPEED)
+    add_training_environment(sim.state)
+    seeder = Reseeder(
+        sim.state,
+        [ENV_STAGING, ENV_UAT, ENV_QA, ENV_DEV],
+        interval=120,
+        schedule_on=ENV_TRAINING,
+        schedule_ahead=150,
+    )
+    first = seeder.keep_scheduled()
+    assert first is not None and first.env_id == ENV_TRAINING
+    job = conform(sim.job(ENV_TRAINING, first.id), JOB_RESPONSE)
+    assert job["status"] == "SCHEDULED"
+    assert parse_time(job["scheduledRefreshTime"]) == clock.now() + timedelta(seconds=150)
+    assert seeder.keep_scheduled() is None  # one at a time
+    assert first not in seeder.cancellable()  # the rotation's running jobs are the ones to cancel
+    clock.advance(150)
+    assert sim.job(ENV_TRAINING, first.id)["status"] == "QUEUED"
+    assert seeder.keep_scheduled() is None  # it runs: the next one waits for its end
+    clock.advance(REFRESH_SECONDS / SPEED)
+    assert sim.job(ENV_TRAINING, first.id)["status"] == "COMPLETED"
+    second = seeder.keep_scheduled()
+    assert second is not None and second.scheduled_time == clock.now() + timedelta(seconds=150)
+    sim.state.cancel(ENV_TRAINING, second.id, "U0SOMEONE")
+    clock.advance(60)
+    assert seeder.keep_scheduled() is not None  # a cancelled one is replaced too
+    # Outside the refresh period's rule, as the rotation's: the user may still refresh training.
+    assert sim.state.next_refresh_time(sim.state.environment(ENV_TRAINING)) < clock.now()
+
+
+def test_the_reseeder_refuses_a_scheduled_environment_in_its_rotation(clock: ManualClock) -> None:
+    sim = ZuoraSimulator(clock=clock)
+    with pytest.raises(ValueError, match="rotation"):
+        Reseeder(sim.state, [ENV_QA], interval=1, schedule_on=ENV_QA)
 
 
 # --- command line --------------------------------------------------------------------------------------

@@ -438,6 +438,10 @@ class ZuoraSimulator:
         """Make a running job FAIL now."""
         return self.state.job_json(self.state.fail(env_id, job_id))
 
+    def reschedule_job(self, env_id: str, job_id: str, when: datetime) -> dict[str, Any]:
+        """Move a SCHEDULED refresh to ``when`` (ahead of the clock), as someone could in Zuora's UI."""
+        return self.state.job_json(self.state.reschedule(env_id, job_id, when))
+
     def expire_tokens(self) -> None:
         """Invalidate every token issued so far."""
         self._tokens.clear()

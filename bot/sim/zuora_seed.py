@@ -9,7 +9,8 @@
 
 Times are relative to the state's clock and stages as long as the state's speed makes them. A demo
 keeps itself alive with :class:`Reseeder`: a new refresh every few minutes, so there is always a job
-to cancel.
+to cancel, and (on ``ENV_TRAINING``, added by :func:`add_training_environment`, not seeded) always a
+refresh scheduled a little way ahead, so a reminder before it is soon due.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ ENV_STAGING = "c0ffee00000000000000000000000001"
 ENV_UAT = "c0ffee00000000000000000000000002"
 ENV_QA = "c0ffee00000000000000000000000003"
 ENV_DEV = "c0ffee00000000000000000000000004"
+ENV_TRAINING = "c0ffee00000000000000000000000005"
 
 JOB_STAGING_COMPLETED = "c0ffee01-0000-4000-8000-000000000001"
 JOB_CANCELLED = "c0ffee01-0000-4000-8000-000000000002"
@@ -88,21 +90,49 @@ def seed_environments(state: ZuoraState) -> None:
     state.add_job(ENV_DEV, job_id=JOB_DEV_COMPLETED, status="COMPLETED", created_at=now - 3 * days)
 
 
+def add_training_environment(state: ZuoraState) -> None:
+    """The demo's fifth environment, a Central Sandbox whose refreshes are scheduled (see
+    :class:`Reseeder`'s ``schedule_on``); not in the seed, so the tests' tenant keeps four."""
+    now = state.clock.now()
+    state.add_environment(
+        env_id=ENV_TRAINING, name="Acme Training", last_refresh_time=now - timedelta(days=30)
+    )
+
+
 class Reseeder:
     """Keeps a demo alive: a new refresh every `interval` seconds of the state's clock, on the next
     environment in rotation that has no active job, so there is always a job to cancel and a watch
     has something to announce. Zuora support could start such a refresh outside the 28/14-day rule;
     it does not count for the rule either, so a refresh the demo's user asks for is still possible.
 
-    Nothing runs by itself: whoever drives the demo calls :meth:`seed_round` (the demo's loop, every
-    few seconds; a test, after moving its clock)."""
+    With ``schedule_on`` (an environment outside the rotation), :meth:`keep_scheduled` keeps one refresh
+    scheduled there ``schedule_ahead`` seconds ahead whenever it has no active job: a reminder before it
+    is due soon after a demo starts, and again after each one has run. That job is not counted among the
+    jobs to cancel (:meth:`cancellable`), which stay the rotation's running ones.
 
-    def __init__(self, state: ZuoraState, env_ids: Sequence[str], *, interval: float) -> None:
+    Nothing runs by itself: whoever drives the demo calls :meth:`seed_round` and :meth:`keep_scheduled`
+    (the demo's loop, every few seconds; a test, after moving its clock)."""
+
+    def __init__(
+        self,
+        state: ZuoraState,
+        env_ids: Sequence[str],
+        *,
+        interval: float,
+        schedule_on: str | None = None,
+        schedule_ahead: float = 150.0,
+    ) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
+        if schedule_ahead <= 0:
+            raise ValueError("schedule_ahead must be positive")
+        if schedule_on is not None and schedule_on in env_ids:
+            raise ValueError("the scheduled refreshes' environment is not one of the rotation's")
         self.state = state
         self.env_ids = list(env_ids)
         self.interval = timedelta(seconds=interval)
+        self.schedule_on = schedule_on
+        self.schedule_ahead = timedelta(seconds=schedule_ahead)
         self._next = 0  # index in env_ids where the rotation goes on
         self._due = state.clock.now() + self.interval
 
@@ -117,12 +147,34 @@ class Reseeder:
             self._due = now + self.interval
         return job
 
+    def keep_scheduled(self) -> Job | None:
+        """Schedule a refresh on `schedule_on` `schedule_ahead` from now when it has no active job (the last
+        one has run, or was cancelled); the job scheduled, else None."""
+        if self.schedule_on is None:
+            return None
+        env = self.state.environments.get(self.schedule_on)
+        if env is None or env.status != "ACTIVE" or self.state.active_job(env) is not None:
+            return None
+        now = self.state.clock.now()
+        job = self.state.add_job(
+            env.id,
+            status="SCHEDULED",
+            created_at=now,
+            created_by=SUPPORT_USER_ID,
+            scheduled_refresh_time=now + self.schedule_ahead,
+        )
+        job.counts_for_refresh_period = False
+        self._prune(env.id, now)
+        return job
+
     def cancellable(self, now: datetime | None = None) -> list[Job]:
-        """The jobs that can be cancelled at `now` (default: the clock's), newest first."""
+        """The jobs that can be cancelled at `now` (default: the clock's), newest first; the scheduled
+        refreshes of `schedule_on` are not among them."""
         at = self.state.clock.now() if now is None else now
         jobs = [
             job
             for env in self.state.environments.values()
+            if env.id != self.schedule_on
             for job in env.jobs.values()
             if snapshot(job, at).status in CANCELLABLE_STATUSES
         ]

@@ -128,6 +128,8 @@ class Job:
     """How many times faster than Zuora's its stages run (the waiting for a scheduled time does not)."""
     counts_for_refresh_period: bool = True
     """False for a refresh started outside the 28/14-day rule (the demo's, as Zuora support could)."""
+    rescheduled_at: datetime | None = None
+    """When its scheduled time was last moved (its updateTime while it waits for that time)."""
 
     @property
     def is_scheduled(self) -> bool:
@@ -194,6 +196,8 @@ def snapshot(job: Job, now: datetime) -> JobSnapshot:
     phase, phase_begins = _phase_at(timeline, frozen_at)
     if status is None:
         status, update_time = phase, phase_begins
+        if status == "SCHEDULED" and job.rescheduled_at is not None:
+            update_time = max(update_time, job.rescheduled_at)
         if phase == "COMPLETED":
             end_time = completion
 
@@ -537,6 +541,20 @@ class ZuoraState:
             )
         job.cancel_time = now
         job.cancelled_by = user_id
+        return job
+
+    def reschedule(self, env_id: str, job_id: str, when: datetime) -> Job:
+        """Move a SCHEDULED refresh to ``when`` (later or earlier, still ahead), as Zuora's UI can; its
+        stages then begin at the new time. A test and console hook: the API has no such operation."""
+        job = self.job(env_id, job_id)
+        now = self.clock.now()
+        status = snapshot(job, now).status
+        if status != "SCHEDULED":
+            raise ValueError(f"job {job_id} is {status}; only a SCHEDULED job can be moved")
+        if when <= now:
+            raise ValueError(f"the new time {isoformat(when)} is not ahead of {isoformat(now)}")
+        job.scheduled_time = when
+        job.rescheduled_at = now
         return job
 
     def fail(self, env_id: str, job_id: str) -> Job:
