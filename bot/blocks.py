@@ -46,6 +46,7 @@ from bot.zuora.models import (
     EnvironmentType,
     Job,
     JobStatus,
+    JobType,
     TestEnvironment,
     is_cancellable,
     is_terminal,
@@ -304,6 +305,8 @@ def job_card(
         context.append("This job has ended.")
     elif job.status == JobStatus.CANCELLING:
         context.append("Zuora is cancelling the job.")
+    elif job.status in PAST_RESET and job.job_type == JobType.REFRESH:
+        context.append(PAST_RESET_NOTE)
     if context:
         blocks.append(_context(*context))
     text = f"{job_type} job {job_id} in {env_plain(env)}: {status}"
@@ -926,5 +929,126 @@ def job_ended(job: Job, env: EnvRef) -> Message:
     text = f"{status_text(job.status)} Job `{escape_mrkdwn(job.id or 'unknown')}` in {env_label(env)} has ended."
     return Message(
         text=escape_mrkdwn(f"Job {job.id} in {env_plain(env)} ended: {status}"),
+        blocks=[_section(text)],
+    )
+
+
+# -- reminders before scheduled refreshes, and whom they mention ---------------------------------------------
+
+_USERGROUP_ID = re.compile(r"^S[A-Z0-9]{2,20}$")
+# From its reset stage on, a refresh runs to its end: Zuora refuses a cancel (zuora-facts: "only before it
+# reaches the reset stage").
+PAST_RESET = frozenset({JobStatus.RESETTING, JobStatus.IMPORTING, JobStatus.FINALIZING})
+PAST_RESET_NOTE = (
+    ":lock: From its reset stage (RESETTING) on, this refresh can no longer be cancelled: "
+    "it runs to its end."
+)
+
+
+def mentions(ids: Sequence[str]) -> str:
+    """SANDBOX_NOTIFY_MENTION as Slack mentions: a user group `S…` as `<!subteam^S…>`, a user `U…`/`W…` as
+    `<@U…>`. The IDs come from the configuration (validated there); anything else is left out, so no
+    mention can come from Zuora or user text."""
+    shown = []
+    for item in ids:
+        if _USERGROUP_ID.fullmatch(item):
+            shown.append(f"<!subteam^{item}>")
+        elif _USER_ID.fullmatch(item):
+            shown.append(mention(item))
+    return " ".join(shown)
+
+
+def with_mentions(message: Message, ids: Sequence[str]) -> Message:
+    """The first card of a job started outside the bot, telling `ids` (SANDBOX_NOTIFY_MENTION) of it: a
+    context line under the header, and the mentions at the head of the fallback text."""
+    told = mentions(ids)
+    if not told:
+        return message
+    line = _context(
+        f":bell: {told}: a job started outside the bot (Zuora's UI, the API, another tool)."
+    )
+    blocks = list(message.blocks)
+    blocks.insert(1 if blocks and blocks[0].get("type") == "header" else 0, line)
+    return Message(text=f"{told} {message.text}", blocks=blocks[:MAX_BLOCKS])
+
+
+def _span(seconds: float) -> str:
+    """A duration as people say it: `1d`, `2h30m`, `45m`; under a minute `45s`."""
+    left = max(0, int(seconds))
+    if left < 60:
+        return f"{left}s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if left >= size:
+            parts.append(f"{left // size}{unit}")
+            left %= size
+    return "".join(parts)
+
+
+def _leads_text(leads: Sequence[float]) -> str:
+    spans = [_span(lead) for lead in sorted(leads, reverse=True)]
+    return spans[0] if len(spans) == 1 else ", ".join(spans[:-1]) + " and " + spans[-1]
+
+
+def reminder(
+    job: Job,
+    env: EnvRef,
+    *,
+    scheduled: datetime,
+    now: datetime,
+    leads: Sequence[float],
+    mention_ids: Sequence[str] = (),
+    name: str | None = None,
+    requested_by: str | None = None,
+) -> Message:
+    """The reminder before a scheduled refresh, in its notification card's thread (and the channel): which
+    sandbox is overwritten and when (each reader's time zone), how soon, whom it concerns, *Cancel job*.
+    `leads`: the lead times this one reminder stands for (several after a restart: one catch-up); `name`:
+    the environment's name in Zuora (its tenant name), if known."""
+    job_id = job.id or "unknown"
+    told = mentions(mention_ids)
+    named = f" · {escape_mrkdwn(_clip(name, 200))}" if name else ""
+    soon = _span((scheduled - now).total_seconds())
+    head = f":alarm_clock: {told + ' ' if told else ''}Scheduled refresh: {env_label(env)}{named}"
+    text = "\n".join(
+        [
+            f"{head} will be overwritten {slack_date(scheduled)}, in {soon}.",
+            "Everything in this sandbox (data, configuration, users' work) is replaced with a fresh copy "
+            "from production. *Cancel job* stops it; from its reset stage on it can no longer be cancelled.",
+        ]
+    )
+    blocks: list[Block] = [_section(text)]
+    if buttonable(env, job.id):
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": job_block_id(job_id, requested_by),
+                "elements": [cancel_button(env, job_id)],
+            }
+        )
+    blocks.append(
+        _context(f"Job `{escape_mrkdwn(job_id)}` · reminder {_leads_text(leads)} before it starts.")
+    )
+    fallback = scheduled.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    plain = escape_mrkdwn(
+        f"Scheduled refresh of {env_plain(env)}{' (' + name + ')' if name else ''} at {fallback}, "
+        f"in {soon}: the sandbox will be overwritten."
+    )
+    return Message(text=f"{told} {plain}" if told else plain, blocks=blocks)
+
+
+def reminder_started(job: Job, env: EnvRef) -> Message:
+    """In the thread of a job that was reminded about: its scheduled refresh has started."""
+    status = str(job.status or "UNKNOWN")
+    text = (
+        f":arrow_forward: The scheduled refresh of {env_label(env)} has started: now {status_text(job.status)}. "
+        + (
+            "It is past its reset stage: it can no longer be cancelled."
+            if job.status in PAST_RESET
+            else "It can be cancelled until it reaches its reset stage (RESETTING)."
+        )
+    )
+    return Message(
+        text=escape_mrkdwn(f"The scheduled refresh of {env_plain(env)} has started: now {status}"),
         blocks=[_section(text)],
     )

@@ -3,7 +3,8 @@
 The pollers that keep job cards current and the watch (later the App Home and reminders) all ask for an
 environment's jobs with the age they can accept; within that age they get the listing already fetched, and
 concurrent askers share the one request in flight. So an environment costs one list-jobs call per interval,
-however many cards and watchers want it.
+however many cards and watchers want it. The environments themselves (their names, for reminders) are one
+list call shared the same way (`environments`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bot.zuora.client import ZuoraClient
-from bot.zuora.models import Job
+from bot.zuora.models import Job, TestEnvironment
 from bot.zuora.retry import NO_RETRY
 from bot.zuora.trackid import new_track_id
 
@@ -37,6 +38,9 @@ class EnvironmentView:
         self._latest: dict[str, Listing] = {}
         self._in_flight: dict[str, asyncio.Task[Listing]] = {}
         self._asked: dict[str, float] = {}  # when the read under way was asked for
+        # The environments as last listed: (when, on the view's clock; the list).
+        self._environments: tuple[float, Sequence[TestEnvironment]] | None = None
+        self._environments_lock = asyncio.Lock()
         self.requests = 0  # list calls made, for tests and benchmarks
 
     async def jobs(
@@ -75,6 +79,19 @@ class EnvironmentView:
             latest = self._latest.get(env_id)
             if latest is None or latest.fetched_at <= listing.fetched_at:
                 self._latest[env_id] = listing
+
+    async def environments(self, *, max_age: float) -> Sequence[TestEnvironment]:
+        """Every test environment as listed at most `max_age` seconds ago; concurrent askers wait for the
+        one read under way. No retries inside. Raises the client's `ZuoraError`."""
+        async with self._environments_lock:
+            if self._environments is not None and self._clock() - self._environments[0] < max_age:
+                return self._environments[1]
+            started = self._clock()
+            found = await self._zuora.list_test_environments(
+                track_id=new_track_id(), retry=NO_RETRY
+            )
+            self._environments = (started, found)
+            return found
 
     async def job(self, env_id: str, job_id: str) -> Job:
         """One job, asked alone (a followed job the listing did not show). Raises `ZuoraError`."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -94,11 +94,14 @@ class JobCards:
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_given_up: Callable[[], None] | None = None,
+        notify_mention: Sequence[str] = (),
     ) -> None:
         """`clock` measures intervals; `now` is the time of day, to compare with Zuora's times;
-        `on_given_up` is told of every record that could not be delivered (a metric)."""
+        `on_given_up` is told of every record that could not be delivered (a metric); `notify_mention`
+        (SANDBOX_NOTIFY_MENTION) is mentioned in the first card of a job started outside the bot."""
         self._slack = slack
         self._on_given_up = on_given_up
+        self._notify_mention = tuple(notify_mention)
         self._retries: set[asyncio.Task[None]] = set()
         self._view = view
         self.notification = (
@@ -189,8 +192,9 @@ class JobCards:
         return self.notification.get((env_id, job_id)) if self.notification else None
 
     async def observe(self, env: EnvRef, job: Job, track_id: str | None) -> CardRef | None:
-        """A job seen on a watched environment: its notification card is posted or brought up to date."""
-        card, _retry = await self._publish(env, job, track_id=track_id, create=True)
+        """A job seen on a watched environment: its notification card is posted or brought up to date. A
+        card posted here is of a job started outside the bot (the bot's own get theirs when they start)."""
+        card, _retry = await self._publish(env, job, track_id=track_id, create=True, outside=True)
         return card  # the watch's next round is its retry
 
     # -- lifecycle --------------------------------------------------------------------------------------------------
@@ -313,10 +317,12 @@ class JobCards:
         requested_by: str | None = None,
         track_id: str | None = None,
         create: bool = True,
+        outside: bool = False,
     ) -> tuple[CardRef | None, bool]:
         """Post or update the job's notification card; no Slack call when nothing a reader would see has
         changed. (the card, False), or (None, whether another try may succeed) when there is no card for it
-        (and `create` is False) or Slack did not take it."""
+        (and `create` is False) or Slack did not take it. The first card of a job started `outside` the
+        bot mentions SANDBOX_NOTIFY_MENTION (an edit does not mention anyone again)."""
         notification = self.notification
         if notification is None or not job.id:
             return None, False
@@ -337,6 +343,8 @@ class JobCards:
             message = blocks.job_card(
                 job, env, requested_by=requested_by, track_id=track_id, note=note
             )
+            if card is None and outside and self._notify_mention:
+                message = blocks.with_mentions(message, self._notify_mention)
             shown = await self._slack.show(
                 notification.channel,
                 card.ts if card else None,
@@ -353,6 +361,7 @@ class JobCards:
                 note,
             )
             card.requested_by, card.updated = requested_by, job.update_time or card.updated
+            card.scheduled = job.scheduled_refresh_time
             notification.put(key, card)
             if job.is_terminal and not was_terminal:
                 await self._slack.post(
@@ -637,8 +646,9 @@ def _older(job: Job, shown: Job) -> bool:
 def _changed(before: Job | None, after: Job) -> bool:
     if before is None:
         return True
-    return (before.status, before.progress_percentage, before.job_end_time) != (
-        after.status,
-        after.progress_percentage,
-        after.job_end_time,
-    )
+    return (
+        before.status,
+        before.progress_percentage,
+        before.job_end_time,
+        before.scheduled_refresh_time,
+    ) != (after.status, after.progress_percentage, after.job_end_time, after.scheduled_refresh_time)

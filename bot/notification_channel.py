@@ -1,9 +1,9 @@
 """What the bot knows of the notification channel: which message is the card of which job.
 
 Each card carries Slack message metadata (event type `sandbox_job_card`: environment, job, status, progress,
-who asked, the note) so that after a restart the cards are known again from the channel's own history, read once
-before the first card is published. That keeps the bot free of local state (no file, no database, several
-replicas alike). `JobCards` is the only user of this module.
+who asked, the note, the scheduled time) so that after a restart the cards are known again from the channel's
+own history, read once before the first card is published. That keeps the bot free of local state (no file,
+no database, several replicas alike). `JobCards` is the only user of this module.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.commands import ID_PATTERN
@@ -45,13 +45,15 @@ class CardRef:
     note: str | None = None
     requested_by: str | None = None
     updated: datetime | None = None  # Zuora's updateTime of the job as shown
+    scheduled: datetime | None = None  # its scheduledRefreshTime as shown (a move is news)
 
     def shows(self, job: Job, note: str | None) -> bool:
         """Whether the card already shows what a reader would see of `job` with `note`."""
-        return (self.status, self.progress, self.note) == (
+        return (self.status, self.progress, self.note, self.scheduled) == (
             str(job.status or ""),
             job.progress_percentage,
             note,
+            job.scheduled_refresh_time,
         )
 
     def is_newer_than(self, job: Job) -> bool:
@@ -75,6 +77,8 @@ def card_metadata(
         payload["note"] = note
     if requested_by:
         payload["requested_by"] = requested_by
+    if job.scheduled_refresh_time is not None:
+        payload["scheduled"] = int(job.scheduled_refresh_time.timestamp())
     return {"event_type": EVENT_TYPE, "event_payload": payload}
 
 
@@ -180,10 +184,11 @@ class NotificationChannel:
         key = (env_id, job_id)
         if key in self._cards or message.get("thread_ts") not in (None, message.get("ts")):
             return
-        note, requested_by, progress = (
+        note, requested_by, progress, scheduled = (
             payload.get("note"),
             payload.get("requested_by"),
             payload.get("progress"),
+            payload.get("scheduled"),
         )
         self._cards[key] = CardRef(
             channel=self.channel,
@@ -194,4 +199,15 @@ class NotificationChannel:
             requested_by=requested_by
             if isinstance(requested_by, str) and _USER_ID.fullmatch(requested_by)
             else None,
+            scheduled=_moment(scheduled),
         )
+
+
+def _moment(value: Any) -> datetime | None:
+    """A time kept in metadata as Unix seconds; anything else is unknown."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None

@@ -17,6 +17,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import build_app, build_slack_client
+from bot.card_thread import CardThreads
 from bot.config import Settings
 from bot.env_view import EnvironmentView
 from bot.health import Health, SlackHealth, ZuoraHealth
@@ -25,6 +26,7 @@ from bot.listeners.context import ListenerContext
 from bot.metrics import Metrics
 from bot.operations import Operations
 from bot.permissions import Permissions, Profile
+from bot.reminders import Reminders
 from bot.server import EVENTS_PATH, HttpServer
 from bot.slack_surface import SlackSurface
 from bot.watch import JobWatch
@@ -173,6 +175,7 @@ def build(settings: Settings, *, now: Now = lambda: datetime.now(UTC)) -> Compon
         poll_seconds=settings.sandbox_poll_seconds,
         now=now,
         on_given_up=metrics.deliveries_given_up.inc,
+        notify_mention=settings.sandbox_notify_mention,
     )
     listeners = ListenerContext(operations=operations, cards=cards, slack=surface, metrics=metrics)
     signing = settings.slack_signing_secret
@@ -186,6 +189,19 @@ def build(settings: Settings, *, now: Now = lambda: datetime.now(UTC)) -> Compon
     )
     watch = None
     if settings.sandbox_watch_environments and settings.sandbox_notify_channel:
+        # Reminders before the scheduled refreshes of the watched environments, unless turned off.
+        reminders = (
+            Reminders(
+                threads=CardThreads(slack, metrics),
+                leads=settings.sandbox_remind_before,
+                now=now,
+                mention_ids=settings.sandbox_notify_mention,
+                view=view,
+                metrics=metrics,
+            )
+            if settings.sandbox_remind_before
+            else None
+        )
         watch = JobWatch(
             zuora=zuora,
             view=view,
@@ -193,6 +209,7 @@ def build(settings: Settings, *, now: Now = lambda: datetime.now(UTC)) -> Compon
             targets=settings.sandbox_watch_environments,
             aliases=dict(settings.aliases),
             interval=settings.sandbox_watch_seconds,
+            reminders=reminders,
         )
     readiness = Readiness()
     health = Health(

@@ -13,6 +13,11 @@ installation does not flood the channel with history; the exception is a job cre
 of that environment (it started and ended while the bot was down), which is announced. Cards announced before a restart are known again from the channel's history
 (`JobCards.ensure_loaded`): an unchanged job is not posted again, a job that changed while the bot was down
 gets its card updated.
+
+With reminders (`bot.reminders`), each job seen, with its card, also goes to `Reminders.consider`, and the
+pause between two rounds ends early when the next reminder falls due, so a reminder is not late by up to an
+interval: such a round reads the listings the view already holds (they are younger than an interval), so it
+costs Zuora nothing.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from bot.backoff import next_delay
 from bot.commands import EnvRef
 from bot.env_view import EnvironmentView
 from bot.job_cards import JobCards
+from bot.reminders import Reminders
 from bot.tasks import cancel_and_wait
 from bot.zuora.client import ZuoraClient
 from bot.zuora.errors import ZuoraError
@@ -38,6 +44,10 @@ log = logging.getLogger(__name__)
 ALL = "all"
 # How far back after a restart a job that came and went is still announced.
 CATCH_UP_LIMIT = 7 * 24 * 3600
+# The shortest pause before a round woken for a reminder, and how far past the reminder's moment it wakes
+# (a timer that fires a little early would find it not yet due).
+MIN_WAKE_SECONDS = 0.5
+WAKE_MARGIN_SECONDS = 0.05
 
 
 class JobWatch:
@@ -52,8 +62,10 @@ class JobWatch:
         interval: float,
         max_backoff: float | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        reminders: Reminders | None = None,
     ) -> None:
-        """`targets` are aliases, environment IDs or "all", as in SANDBOX_WATCH_ENVIRONMENTS."""
+        """`targets` are aliases, environment IDs or "all", as in SANDBOX_WATCH_ENVIRONMENTS; `reminders`:
+        None when SANDBOX_REMIND_BEFORE is empty."""
         self._zuora = zuora
         self._view = view
         self._cards = cards
@@ -63,6 +75,7 @@ class JobWatch:
         self._interval = interval
         self._max_backoff = max_backoff if max_backoff is not None else max(interval * 10, 600.0)
         self._sleep = sleep
+        self._reminders = reminders
         # Jobs that had ended when the watch first saw their environment: history, never announced.
         self._ignored: set[tuple[str, str]] = set()
         self._seen_environments: set[str] = set()  # environments listed successfully at least once
@@ -88,7 +101,18 @@ class JobWatch:
                 log.exception("watch round failed")
                 ok = False
             failures = 0 if ok else failures + 1
-            await self._sleep(next_delay(self._interval, failures, self._max_backoff))
+            await self._sleep(self._pause(failures))
+
+    def _pause(self, failures: int) -> float:
+        """The pause before the next round: the interval (backed off after failures), or less when a
+        reminder falls due sooner."""
+        delay = next_delay(self._interval, failures, self._max_backoff)
+        if failures or self._reminders is None:
+            return delay
+        due = self._reminders.seconds_until_next_due()
+        if due is None:
+            return delay
+        return min(delay, max(MIN_WAKE_SECONDS, due + WAKE_MARGIN_SECONDS))
 
     async def round(self) -> bool:
         """One round over every watched environment. False when nothing could be listed: the watch then
@@ -175,6 +199,11 @@ class JobWatch:
                     self._ignored.add(key)
                     continue
             card = await self._cards.observe(env, job, track_id)
+            if card is not None and self._reminders is not None:
+                try:
+                    await self._reminders.consider(env, job, card)
+                except Exception:  # a bug in reminders must not stop the announcements
+                    log.exception("reminder not considered", extra={"job": job.id})
             if job.is_terminal and card is not None and is_terminal(card.status):
                 # Its card shows the end: the job never changes again, so it is not looked at any more
                 # (even once its card is forgotten). Until then, each round offers it again.

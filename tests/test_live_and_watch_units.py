@@ -13,10 +13,13 @@ import pytest
 from pydantic import SecretStr
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.card_thread import CardThreads
 from bot.commands import EnvRef
 from bot.env_view import EnvironmentView
 from bot.job_cards import JobCards, Origin
 from bot.outcomes import JobActed, JobLooked
+from bot.reminders import Reminders
+from bot.sim.clock import ManualClock
 from bot.sim.slack import SlackEmulator
 from bot.sim.zuora import ZuoraSimulator
 from bot.sim.zuora_seed import ENV_QA, ENV_STAGING, ENV_UAT, JOB_CANCELLABLE
@@ -36,14 +39,18 @@ class Sleeps:
     """Records the pauses asked for and moves a clock of its own by them; lets real time pass just enough for
     the loop to go round."""
 
-    def __init__(self) -> None:
+    def __init__(self, stop_after: int | None = None) -> None:
+        """`stop_after`: that pause (and any later) never ends, so the loop goes round that often only."""
         self.delays: list[float] = []
         self.now = 0.0
+        self._stop_after = stop_after
 
     async def __call__(self, seconds: float) -> None:
         self.delays.append(seconds)
         self.now += seconds
         await asyncio.sleep(0.01)
+        if self._stop_after is not None and len(self.delays) >= self._stop_after:
+            await asyncio.Event().wait()
 
     def clock(self) -> float:
         return self.now
@@ -340,4 +347,47 @@ async def test_an_environment_gone_from_zuora_stops_its_jobs_being_followed(
     )
     await slack.wait_for(lambda: not cards.following)
     assert sleeps.delays == [1]  # one listing, no backoff for something that will not come back
+    await cards.close()
+
+
+async def test_the_watch_wakes_up_when_the_next_reminder_falls_due(
+    zuora_client: ZuoraClient,
+    web: AsyncWebClient,
+    slack: SlackEmulator,
+    zuora: ZuoraSimulator,
+    clock: ManualClock,
+) -> None:
+    sleeps = Sleeps(stop_after=3)  # the third pause lasts: three rounds exactly
+    at = clock.now() + timedelta(hours=1, seconds=10)
+    zuora.add_job(ENV_QA, status="SCHEDULED", scheduled_refresh_time=at)
+    cards = job_cards(zuora_client, web, sleeps, notify=NOTIFY, poll_seconds=5)
+    reminders = Reminders(
+        threads=CardThreads(web),
+        leads=(3600.0,),
+        now=lambda: (
+            clock.now() + timedelta(seconds=sleeps.now)
+        ),  # the time of day moves with sleeps
+    )
+    watch = JobWatch(
+        zuora=zuora_client,
+        view=EnvironmentView(zuora_client, clock=sleeps.clock),
+        cards=cards,
+        targets=[ENV_QA],
+        aliases={},
+        interval=60,
+        sleep=sleeps,
+        reminders=reminders,
+    )
+    watch.start()
+    reminder = await slack.wait_for_message(
+        NOTIFY, lambda m: (m.metadata or {}).get("event_type") == "sandbox_reminder"
+    )
+    await slack.wait_for(lambda: len(sleeps.delays) >= 3)
+    await watch.stop()
+    # Not a whole interval: the watch woke just after the reminder's moment (1h before), then no sooner.
+    assert sleeps.delays[:3] == [pytest.approx(10.05), 60, 60]
+    assert reminder.reply_broadcast and "in 59m" in text_of(reminder)
+    # The round woken early read the listing the view held: no Zuora call of its own.
+    assert watch.rounds == 3
+    assert len(zuora_calls(zuora, "getAllJobsOfTestEnvironment")) == 2
     await cards.close()
