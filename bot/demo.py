@@ -7,6 +7,10 @@ so nothing is needed from the environment and nothing leaves the machine:
   shorter than Zuora's: a refresh moves through its statuses in minutes, and every time shown is real;
 - every `SEED_SECONDS` (and at once when nothing can be cancelled) a new refresh on an environment with no
   active job, so there is always a job to cancel and the watch has something to announce (`seed_round`);
+- always a refresh scheduled `SCHEDULE_AHEAD_SECONDS` ahead on a fifth environment, *training*, with a lead
+  time of a minute of its own in SANDBOX_REMIND_BEFORE (`DEMO_REMIND_BEFORE`): its card in #sandbox-audit gets
+  a reminder in its thread (also sent to the channel) at the first watch round after start (a catch-up for
+  24h and 1h), another a minute before it starts, and a line when it starts; then the next is scheduled;
 - the Slack emulator with the console page on the port asked for (`http://127.0.0.1:<port>/`), which
   also serves the bot's `/healthz` and `/metrics`; its example commands name jobs that exist now;
 - the bot in HTTP mode, pointed at both.
@@ -35,7 +39,15 @@ from bot.sim.clock import Clock, SystemClock
 from bot.sim.slack import SlackEmulator
 from bot.sim.slack_console import Persona, SlackConsole
 from bot.sim.zuora import ZuoraSimulator
-from bot.sim.zuora_seed import ENV_DEV, ENV_QA, ENV_STAGING, ENV_UAT, Reseeder
+from bot.sim.zuora_seed import (
+    ENV_DEV,
+    ENV_QA,
+    ENV_STAGING,
+    ENV_TRAINING,
+    ENV_UAT,
+    Reseeder,
+    add_training_environment,
+)
 from bot.sim.zuora_state import Job
 
 log = logging.getLogger(__name__)
@@ -51,6 +63,10 @@ SEED_SECONDS = 120.0
 SEED_TICK_SECONDS = 1.0  # how often the demo's loop asks whether one is due
 POLL_SECONDS = 3.0
 WATCH_SECONDS = 5.0
+# The scheduled refresh on training starts 2.5 minutes after it is scheduled (at start, and again each time
+# the last one has run); reminders 24h and 1h before (due at once: one catch-up) and 1m before.
+SCHEDULE_AHEAD_SECONDS = 150.0
+DEMO_REMIND_BEFORE = (24 * 3600.0, 3600.0, 60.0)
 
 WORK_CHANNEL = "C0SANDBOXOPS"
 AUDIT_CHANNEL = "C0SANDBOXAUD"
@@ -59,7 +75,8 @@ GROUP_USER = "U0BOB"
 OUTSIDER = "U0CAROL"
 GROUP = "S0PLATFORM"
 GROUP_HANDLE = "platform-team"
-ALIASES = {"staging": ENV_STAGING, "uat": ENV_UAT, "qa": ENV_QA, "dev": ENV_DEV}
+ROTATION = {"staging": ENV_STAGING, "uat": ENV_UAT, "qa": ENV_QA, "dev": ENV_DEV}
+ALIASES = {**ROTATION, "training": ENV_TRAINING}
 
 
 class Demo:
@@ -73,12 +90,14 @@ class Demo:
         clock: Clock | None = None,
         seed_seconds: float = SEED_SECONDS,
         seed_tick: float | None = SEED_TICK_SECONDS,
+        schedule_ahead: float | None = SCHEDULE_AHEAD_SECONDS,
     ) -> None:
         """`port`: the console's (0 picks a free one); the simulator and the bot always take free ones.
         `speed`: how many times shorter than Zuora's the job stages are. `clock`: the simulator's and
         the bot's (tests pass a `ManualClock`); by default real time. `seed_seconds`: between two
         refreshes the demo starts, on `clock`; `seed_tick`: how often (real seconds) its loop calls
-        `seed_round`, None for no loop (a test calls it)."""
+        `seed_round`, None for no loop (a test calls it). `schedule_ahead`: how far ahead the scheduled
+        refresh on training is put (on `clock`), None for none."""
         self.port = port
         self.speed = speed
         self.poll_seconds = poll_seconds
@@ -94,7 +113,14 @@ class Demo:
             client_id=self._zuora_client_id,
             client_secret=self._zuora_client_secret,
         )
-        self.seeder = Reseeder(self.zuora.state, list(ALIASES.values()), interval=seed_seconds)
+        add_training_environment(self.zuora.state)
+        self.seeder = Reseeder(
+            self.zuora.state,
+            list(ROTATION.values()),
+            interval=seed_seconds,
+            schedule_on=ENV_TRAINING if schedule_ahead is not None else None,
+            schedule_ahead=schedule_ahead or SCHEDULE_AHEAD_SECONDS,
+        )
         self.slack = SlackEmulator(
             bot_token=self._bot_token,
             signing_secret=self._signing_secret,
@@ -113,7 +139,8 @@ class Demo:
             title="sandbox-bot demo",
             notice=(
                 f"Zuora here is a local simulator whose jobs run {speed:g}x faster than Zuora's (every "
-                "time shown is real); it starts a new refresh every few minutes. Slack is this page. "
+                "time shown is real); it starts a new refresh every few minutes, and keeps one scheduled on "
+                "training a few minutes ahead (its reminders go to #sandbox-audit). Slack is this page. "
                 "Switch users to see who may do what; notifications go to #sandbox-audit."
             ),
         )
@@ -149,7 +176,14 @@ class Demo:
     # ---- staying alive
 
     def seed_round(self) -> Job | None:
-        """Start a refresh if one is due (see `Reseeder.seed_round`); the demo's loop calls it."""
+        """Keep a refresh scheduled on training (`Reseeder.keep_scheduled`), and start a refresh if one is
+        due (`Reseeder.seed_round`; that one is returned); the demo's loop calls it."""
+        scheduled = self.seeder.keep_scheduled()
+        if scheduled is not None:
+            log.info(
+                "demo refresh scheduled",
+                extra={"environment": scheduled.env_id, "job_id": scheduled.id},
+            )
         return self.seeder.seed_round()
 
     async def _keep_alive(self, tick: float) -> None:
@@ -215,6 +249,9 @@ class Demo:
             "sandbox_environments": ",".join(f"{a}={i}" for a, i in ALIASES.items()),
             "sandbox_notify_channel": AUDIT_CHANNEL,
             "sandbox_poll_seconds": self.poll_seconds,
+            # The platform team hears of reminders and of jobs started outside the bot.
+            "sandbox_remind_before": DEMO_REMIND_BEFORE,
+            "sandbox_notify_mention": GROUP,
         }
         if self.watch_seconds is not None:
             # The watch announces every job in the audit channel, as a tenant's would be.
@@ -288,6 +325,11 @@ def _configure_logs(demo: Demo, verbose: bool) -> None:
 
 def _banner(demo: Demo, verbose: bool) -> list[str]:
     seeding = f"a new refresh every {demo.seeder.interval.total_seconds() / 60:g} minutes"
+    if demo.seeder.schedule_on is not None:
+        ahead = demo.seeder.schedule_ahead.total_seconds() / 60
+        seeding += (
+            f", one scheduled on training {ahead:g} minutes ahead (reminders in #sandbox-audit)"
+        )
     return [
         f"sandbox-bot demo: the Slack console is at {demo.url}",
         f"  the bot's health: {demo.health_url}  metrics: {demo.metrics_url}",

@@ -38,7 +38,13 @@ from bot.sim.clock import ManualClock
 from bot.sim.slack import SlackEmulator
 from bot.sim.slack_console import Persona, SlackConsole
 from bot.sim.slack_state import Message, RecordedCall
-from bot.sim.zuora_seed import ENV_QA, ENV_STAGING, JOB_CANCELLABLE, SUPPORT_USER_ID
+from bot.sim.zuora_seed import (
+    ENV_QA,
+    ENV_STAGING,
+    ENV_TRAINING,
+    JOB_CANCELLABLE,
+    SUPPORT_USER_ID,
+)
 from bot.sim.zuora_state import CANCELLABLE_STATUSES
 from tests.e2e import free_port
 
@@ -805,6 +811,43 @@ async def test_the_demo_loop_starts_refreshes_and_the_watch_announces_them(
         assert job.created_by == SUPPORT_USER_ID
         card = await seen(http, demo, OUTSIDER, AUDIT_CHANNEL, lambda m: job.id in shown(m))
         assert "sandbox_cancel_job" in shown(card)
+
+
+async def test_the_demo_reminds_of_its_scheduled_refresh_within_two_minutes(
+    clock: ManualClock, http: aiohttp.ClientSession
+) -> None:
+    async with Demo(clock=clock, watch_seconds=0.2, seed_tick=0.01) as demo:
+        card = await seen(
+            http,
+            demo,
+            OUTSIDER,
+            AUDIT_CHANNEL,
+            lambda m: ENV_TRAINING in shown(m) and "SCHEDULED" in shown(m) and not m["thread_ts"],
+        )
+        assert f"<!subteam^{GROUP}>" in shown(card)  # started outside the bot: the team is told
+
+        def reminder(m: Any) -> bool:
+            return m["thread_ts"] == card["ts"] and "Scheduled refresh" in shown(m)
+
+        # At once: the 24h and 1h lead times passed when it was scheduled (2.5 minutes ahead).
+        first = await seen(http, demo, OUTSIDER, AUDIT_CHANNEL, reminder)
+        for expected in (f"<!subteam^{GROUP}>", "*training*", "Acme Training", "in 2m."):
+            assert expected in shown(first)
+        assert "reminder 1d and 1h before" in shown(first)
+        assert button(first, "sandbox_cancel_job")
+        clock.advance(91)  # past the demo's own lead time: a minute before it starts
+        second = await seen(
+            http, demo, OUTSIDER, AUDIT_CHANNEL, lambda m: reminder(m) and m["ts"] != first["ts"]
+        )
+        assert "in 59s" in shown(second) and "reminder 1m before" in shown(second)
+        clock.advance(60)
+        await seen(
+            http,
+            demo,
+            OUTSIDER,
+            AUDIT_CHANNEL,
+            lambda m: m["thread_ts"] == card["ts"] and "has started" in shown(m),
+        )
 
 
 async def test_hints_name_jobs_that_exist_and_can_be_acted_on_as_they_come_and_go(
