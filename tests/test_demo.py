@@ -352,6 +352,24 @@ async def test_only_json_from_a_loopback_name_is_accepted(
         assert response.status == 200
 
 
+async def test_the_page_time_zone_becomes_the_users_own(
+    demo: Demo, http: aiohttp.ClientSession
+) -> None:
+    """As Slack sets a user's zone from their device: the bot writes times in the zone the page shows."""
+    url = demo.url + API + "time_zone"
+    assert await post(http, url, {"tz": "America/New_York"}) == (
+        200,
+        {"ok": True, "tz": "America/New_York"},
+    )
+    assert {demo.slack.workspace.users[u].tz for u in (ALLOWED_USER, GROUP_USER, OUTSIDER)} == {
+        "America/New_York"
+    }
+    for bad in ("Mars/Olympus", "../etc/passwd", "", 5, None):
+        status, answer = await post(http, url, {"tz": bad})
+        assert status == 400 and answer["ok"] is False
+    assert demo.slack.workspace.users[ALLOWED_USER].tz == "America/New_York"
+
+
 async def test_message_queries_are_validated(demo: Demo, http: aiohttp.ClientSession) -> None:
     url = demo.url + API + "messages"
     assert (await get(http, url, channel=WORK_CHANNEL, user="U0NOBODY"))[0] == 400
@@ -834,6 +852,7 @@ async def test_the_demo_reminds_of_its_scheduled_refresh_within_two_minutes(
         for expected in (f"<!subteam^{GROUP}>", "*training*", "Acme Training", "in 2m."):
             assert expected in shown(first)
         assert "reminder 1d and 1h before" in shown(first)
+        assert first["broadcast"] is True and card["broadcast"] is False  # also sent to the channel
         assert button(first, "sandbox_cancel_job")
         clock.advance(91)  # past the demo's own lead time: a minute before it starts
         second = await seen(

@@ -25,7 +25,10 @@ The page (`static/console.html`, `.js`, `.css`) talks to a small JSON API under 
   (`{block_id: {action_id: value}}`, what the page holds entered) are put into the view's state;
 - `POST view_submit {user, view_id, values}`: the modal's submit button; the bot's answer is applied as
   Slack does (errors under their inputs, update, push, clear, close), and said back;
-- `POST view_close {user, view_id, clear}`: the modal's close button (or the X, with `clear`).
+- `POST view_close {user, view_id, clear}`: the modal's close button (or the X, with `clear`);
+- `POST time_zone {tz}`: the browser's time zone (an IANA name), which becomes every persona's, as
+  Slack's "set time zone automatically" does: `users.info` then gives the zone the page shows times
+  in, so what the bot writes in a user's zone and what the date and time pickers take agree.
 
 `messages` also carries the user's published Home tab (`home`) and open modals (`modals`, root first,
 each with the `errors` shown under its inputs and Slack's `notice`); any change to them wakes the
@@ -46,6 +49,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import aiohttp
 from aiohttp import web
@@ -176,6 +180,7 @@ class SlackConsole:
         app.router.add_post(API + "view_action", self._view_action)
         app.router.add_post(API + "view_submit", self._view_submit)
         app.router.add_post(API + "view_close", self._view_close)
+        app.router.add_post(API + "time_zone", self._time_zone)
         for path in BOT_PAGES:
             app.router.add_get(path, self._bot_page)
         app.on_shutdown.append(self._on_shutdown)
@@ -399,6 +404,22 @@ class SlackConsole:
             return _error(ConsoleError(502, "the bot is not reachable"))
         return _json({"ok": True, "closed": [v.id for v in closed]})
 
+    async def _time_zone(self, request: web.Request) -> web.Response:
+        try:
+            body = await _json_body(request)
+            tz = _text(body.get("tz"), "tz")
+            try:
+                ZoneInfo(tz)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ConsoleError(400, "tz must be a time zone name, e.g. Europe/London") from None
+        except ConsoleError as exc:
+            return _error(exc)
+        for persona in self.personas:
+            user = self.emulator.workspace.users.get(persona.user_id)
+            if user is not None:
+                user.tz = tz
+        return _json({"ok": True, "tz": tz})
+
     def _users_view(self, user: str, view_id: object) -> View:
         view = self.emulator.view(view_id) if isinstance(view_id, str) else None
         if view is None or view.user_id != user:
@@ -448,6 +469,7 @@ class SlackConsole:
             "blocks": message.blocks,
             "attachments": message.attachments,
             "thread_ts": message.thread_ts if message.is_reply else None,
+            "broadcast": message.is_reply and message.reply_broadcast,
             "ephemeral": message.is_ephemeral,
             "edited": bool(message.edits),
         }

@@ -646,7 +646,8 @@ function renderMessage(message, isReply) {
       el("span", { class: "author" }, message.user_name),
       message.is_bot ? el("span", { class: "app-badge" }, "APP") : null,
       timeOf(message.ts)),
-    message.ephemeral ? el("div", { class: "ephemeral-note" }, "👁 Only visible to you") : null);
+    message.ephemeral ? el("div", { class: "ephemeral-note" }, "👁 Only visible to you") : null,
+    message.broadcast ? el("div", { class: "thread-note" }, "↪ Also sent to the channel") : null);
   if (message.blocks && message.blocks.length) {
     body.append(el("div", { class: "blocks" }, message.blocks.map((b) => renderBlock(b, message))));
   } else if (message.text) {
@@ -952,6 +953,13 @@ async function start() {
   const user = state.ws.personas.find((p) => p.id === wanted.get("user")) || state.ws.personas[0];
   state.channel = channel.id;
   state.user = user.id;
+  try {
+    // Slack sets a user's time zone from their device: this page's becomes the personas', so the times
+    // the bot writes in a user's zone (users.info) and the pickers here are in the zone the page shows.
+    await postJson("time_zone", { tz: Intl.DateTimeFormat().resolvedOptions().timeZone });
+  } catch (error) {
+    // the users keep the emulator's zone
+  }
   renderHints();
   renderShortcuts();
   renderChannels();
