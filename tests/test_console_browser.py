@@ -2,8 +2,11 @@
 
 Skipped when either is missing, except in CI, where that fails the run. To run it: `apt-get install -y
 chromium` (Playwright, from the dev dependencies, drives the system chromium; it downloads no browser of its
-own). The allowed user's test saves
-the screenshot used by the README to docs/console.png.
+own). With UPDATE_SCREENSHOT=1, the allowed user's tests save the screenshots the README shows:
+docs/console.png (a job card and its thread) and docs/home.png (the operator's Home tab).
+
+The demo runs on the real clock: the tests wait for what the page shows (Playwright's waits, fed by the
+console's long poll), never for a fixed time.
 """
 
 from __future__ import annotations
@@ -12,24 +15,29 @@ import os
 import re
 import tempfile
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.demo import ALLOWED_USER, GROUP, OUTSIDER, WORK_CHANNEL, Demo
+from bot.demo import ALIASES, ALLOWED_USER, GROUP, GROUP_HANDLE, OUTSIDER, WORK_CHANNEL, Demo
 from bot.sim.slack_state import Message
-from bot.sim.zuora_seed import ENV_STAGING, JOB_CANCELLABLE
+from bot.sim.zuora_seed import ENV_QA, ENV_STAGING, ENV_TRAINING, JOB_CANCELLABLE
+from bot.sim.zuora_state import Job, snapshot
 from tests.programs import require
 
 try:
-    from playwright.async_api import Page, async_playwright
+    from playwright.async_api import Locator, Page, async_playwright, expect
 except ImportError:  # pragma: no cover - depends on the machine
     async_playwright = None  # type: ignore[assignment]
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "console.png"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+SCREENSHOT = DOCS / "console.png"
+HOME_SCREENSHOT = DOCS / "home.png"
+BROWSER_ZONE = "America/New_York"
 FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -64,11 +72,12 @@ async def browser_page(tmp_path: Path) -> AsyncIterator[tuple[Page, list[str]]]:
             args=FLAGS,
             viewport={"width": 1280, "height": 1000},
             locale="en-US",
-            timezone_id="America/New_York",
+            timezone_id=BROWSER_ZONE,
         )
         try:
             page = context.pages[0] if context.pages else await context.new_page()
             page.set_default_timeout(WAIT_MS)
+            expect.set_options(timeout=WAIT_MS)
             errors: list[str] = []
             page.on("pageerror", lambda error: errors.append(str(error)))
             yield page, errors
@@ -115,7 +124,7 @@ async def test_allowed_user_lists_jobs_cancels_one_and_watches_the_card(
 
     # The job card follows the job to its end.
     await messages.get_by_text(re.compile(r"job · CANCELLED")).first.wait_for(timeout=20_000)
-    await page.screenshot(path=str(_screenshot_path()))
+    await page.screenshot(path=str(_screenshot_path(SCREENSHOT)))
     assert not errors
 
 
@@ -138,6 +147,202 @@ async def test_not_allowed_user_is_refused(
 
     await page.get_by_role("radio", name=re.compile("alice")).check()
     await page.get_by_text("No messages here yet").wait_for()  # carol's refusal is hers alone
+    assert not errors
+
+
+# ---- the app: its Home tab, the refresh form, reminders
+
+
+async def open_home(page: Page) -> Locator:
+    """The app's Home tab, once the bot has published it."""
+    await page.get_by_role("navigation", name="Apps").get_by_role("button").click()
+    home = page.get_by_role("region", name="Home")
+    await home.get_by_role("heading").first.wait_for()
+    return home
+
+
+async def open_channel(page: Page, name: str) -> Locator:
+    channels = page.get_by_role("navigation", name="Channels")
+    await channels.get_by_role("button", name=re.compile(f"# {name}")).click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text(f"# {name}")
+    return page.get_by_role("log", name="Messages")
+
+
+def modal_footer(dialog: Locator, name: str) -> Locator:
+    """A button of the modal's footer (its close button is named like the X in the header)."""
+    return dialog.get_by_role("button", name=name, exact=True).last
+
+
+def jobs_of(demo: Demo, env_id: str) -> list[Job]:
+    return demo.zuora.state.jobs(env_id)
+
+
+def shown_time(text: str) -> str:
+    return text.replace("\u202f", " ")
+
+
+async def test_operator_sees_the_home_tab_and_cancels_a_job_from_it(
+    demo: Demo, browser_page: tuple[Page, list[str]]
+) -> None:
+    page, errors = browser_page
+    await open_console(page, demo.url)
+    home = await open_home(page)
+    await expect(home.get_by_role("heading")).to_have_text("Zuora Central Sandboxes")
+    staging_job = home.locator(".b-section").filter(has_text=JOB_CANCELLABLE)
+    await staging_job.wait_for()
+
+    # Every environment, with Zuora's name for it, and its active and scheduled jobs.
+    text = await home.inner_text()
+    for alias, env_id in ALIASES.items():
+        assert alias in text and env_id in text
+        assert demo.zuora.state.environments[env_id].tenant_name in text
+    assert "EXPORTING" in await staging_job.inner_text()
+    [training] = [j for j in jobs_of(demo, ENV_TRAINING) if j.is_scheduled]
+    scheduled = home.locator(".b-section").filter(has_text=training.id)
+    await expect(scheduled).to_contain_text("SCHEDULED")
+    await expect(scheduled).to_contain_text("scheduled for")
+    for name in ("Refresh…", "Reload"):
+        await expect(home.get_by_role("button", name=name)).to_be_visible()
+    await expect(staging_job.get_by_role("button", name="Cancel job")).to_be_visible()
+    await expect(scheduled.get_by_role("button", name="Cancel job")).to_be_visible()
+    await page.screenshot(path=str(_screenshot_path(HOME_SCREENSHOT)))
+
+    await staging_job.get_by_role("button", name="Cancel job").click()
+    dialog = page.get_by_role("dialog", name="Cancel this refresh?")
+    await dialog.wait_for()
+    assert JOB_CANCELLABLE in await dialog.inner_text()
+    await dialog.get_by_role("button", name="Cancel job").click()
+    await dialog.wait_for(state="hidden")
+
+    # The Home tab is published again with the job's new state, and no Cancel job for it.
+    await expect(staging_job).to_contain_text("CANCELLING")
+    await expect(staging_job.get_by_role("button", name="Cancel job")).to_have_count(0)
+    assert demo.zuora.job(ENV_STAGING, JOB_CANCELLABLE)["status"] in ("CANCELLING", "CANCELLED")
+    await expect(scheduled.get_by_role("button", name="Cancel job")).to_be_visible()
+    await expect(page.locator("#composer-status")).to_have_text("")
+    assert not errors
+
+
+async def test_operator_schedules_a_refresh_through_the_form(
+    demo: Demo, browser_page: tuple[Page, list[str]]
+) -> None:
+    page, errors = browser_page
+    state = demo.zuora.state
+    qa = state.environments[ENV_QA]
+    allowed_from = state.next_refresh_time(qa)
+    # The seed's qa may be refreshed: nothing runs there and its last refresh is over 28 days old.
+    assert state.active_job(qa) is None and allowed_from is not None
+    assert allowed_from <= state.clock.now()
+    before = {job.id for job in jobs_of(demo, ENV_QA)}
+
+    await open_console(page, demo.url)
+    home = await open_home(page)
+    await home.get_by_role("button", name="Refresh…").click()
+    form = page.get_by_role("dialog", name="Refresh a sandbox")
+    # Brought up to date once Zuora and users.info answered: times are in the page's own zone.
+    await form.get_by_text(f"in your time zone ({BROWSER_ZONE})").wait_for()
+
+    # Three days ahead of the demo's clock, at 10:00 in the browser's zone.
+    zone = ZoneInfo(BROWSER_ZONE)
+    day = (state.clock.now() + timedelta(days=3)).astimezone(zone)
+    at = datetime(day.year, day.month, day.day, 10, 0, tzinfo=zone)
+    await form.get_by_label("Sandbox", exact=True).select_option(label="qa · Acme QA")
+    await form.get_by_role("radio", name="At the time below").check()
+    await form.get_by_label("Time", exact=True).fill(at.strftime("%Y-%m-%dT%H:%M"))
+    await modal_footer(form, "Next").click()
+
+    confirm = page.get_by_role("dialog", name="Confirm the refresh")
+    await confirm.wait_for()
+    text = await confirm.inner_text()
+    assert f"Refresh qa ({ENV_QA}) at" in text
+    assert "replaces everything in this sandbox" in text  # what will be overwritten
+    assert "Central Sandbox" in text and "one refresh every 28 days" in text
+    when = shown_time(await confirm.locator(".slack-date").first.inner_text())
+    assert when == f"{at:%b} {at.day}, {at.year} 10:00 AM"
+    assert {job.id for job in jobs_of(demo, ENV_QA)} == before  # nothing started yet
+
+    await modal_footer(confirm, "Schedule refresh").click()
+    done = page.get_by_role("dialog", name="Refresh a sandbox")
+    await done.get_by_text("scheduled for").wait_for()
+    [job] = [j for j in jobs_of(demo, ENV_QA) if j.id not in before]
+    assert job.scheduled_time == at
+    assert snapshot(job, state.clock.now()).status == "SCHEDULED"
+    text = await done.inner_text()
+    assert job.id in text and "SCHEDULED" in text and "#sandbox-audit" in text
+    await modal_footer(done, "Close").click()
+    await done.wait_for(state="hidden")
+
+    # Its card in the notification channel, with who scheduled it in its thread.
+    audit = await open_channel(page, "sandbox-audit")
+    card = (
+        audit.get_by_role("article")
+        .filter(has_text="Refresh job · SCHEDULED")
+        .filter(has_text=job.id)
+    )
+    await card.wait_for()
+    assert "Scheduled for" in await card.inner_text()
+    await (
+        audit.get_by_role("article")
+        .filter(has_text=re.compile(f"@alice scheduled job {job.id}"))
+        .wait_for()
+    )
+    # And in the requester's direct messages with the bot, where the form was opened from the Home tab.
+    await page.get_by_role("navigation", name="Apps").get_by_role("button").click()
+    await page.get_by_role("tab", name="Messages").click()
+    dm = page.get_by_role("log", name="Messages")
+    await dm.get_by_role("article").filter(has_text=job.id).first.wait_for()
+    assert [j.id for j in jobs_of(demo, ENV_QA) if j.id not in before] == [job.id]
+    assert not errors
+
+
+async def test_the_demos_scheduled_refresh_is_reminded_in_the_audit_channel(
+    demo: Demo, browser_page: tuple[Page, list[str]]
+) -> None:
+    page, errors = browser_page
+    await open_console(page, demo.url)
+    audit = await open_channel(page, "sandbox-audit")
+    reminder = audit.get_by_role("article").filter(has_text="Scheduled refresh: training").first
+    # The catch-up reminder (its 24h and 1h lead times passed when it was scheduled): at the first
+    # watch round.
+    await reminder.wait_for(timeout=30_000)
+    [job] = [j for j in jobs_of(demo, ENV_TRAINING) if j.is_scheduled]
+
+    text = await reminder.inner_text()
+    assert "Acme Training" in text and "will be overwritten" in text and job.id in text
+    assert "reminder 1d and 1h before it starts" in text
+    assert f"@{GROUP_HANDLE}" in await reminder.locator(".mention").all_inner_texts()
+    assert "Also sent to the channel" in text
+    await expect(reminder.get_by_role("button", name="Cancel job")).to_be_visible()
+
+    # A reply in the thread of the job's card: the card it is shown under.
+    assert "reply" in (await reminder.get_attribute("class") or "")
+    card = reminder.locator("xpath=preceding-sibling::article[not(contains(@class, 'reply'))][1]")
+    card_text = await card.inner_text()
+    assert "Refresh job · SCHEDULED" in card_text and job.id in card_text
+    assert f"@{GROUP_HANDLE}" in card_text  # a job started outside the bot: the team is told
+    assert not errors
+
+
+async def test_a_non_operator_gets_a_form_that_names_the_permission(
+    demo: Demo, browser_page: tuple[Page, list[str]]
+) -> None:
+    page, errors = browser_page
+    await open_console(page, demo.url)
+    await page.get_by_role("radio", name=re.compile("carol")).check()
+    await page.wait_for_url(re.compile(f"user={OUTSIDER}"))
+    jobs = {env_id: len(jobs_of(demo, env_id)) for env_id in ALIASES.values()}
+
+    await page.get_by_role("button", name="Shortcuts").click()
+    await page.get_by_role("menuitem", name="Refresh a sandbox").click()
+    refused = page.get_by_role("dialog", name="Refresh a sandbox")
+    await refused.get_by_text("Refresh Central Sandbox").wait_for()
+    assert f"@{GROUP_HANDLE}" in await refused.inner_text()  # whom to ask
+    await expect(refused.get_by_role("combobox")).to_have_count(0)
+    await expect(refused.get_by_role("button", name="Next")).to_have_count(0)
+    await modal_footer(refused, "Close").click()
+    await refused.wait_for(state="hidden")
+    assert demo.slack.modal_stack(OUTSIDER) == []
+    assert {env_id: len(jobs_of(demo, env_id)) for env_id in ALIASES.values()} == jobs
     assert not errors
 
 
@@ -200,10 +405,10 @@ async def test_block_kit_and_mrkdwn_render_as_text_never_as_html(
     assert not errors
 
 
-def _screenshot_path() -> Path:
-    """docs/console.png when UPDATE_SCREENSHOT=1 (to refresh the README's picture), else a temp file, so
-    that running the tests leaves the work tree clean."""
+def _screenshot_path(picture: Path) -> Path:
+    """`picture` (under docs/) when UPDATE_SCREENSHOT=1 (to refresh the README's pictures), else a temp
+    file, so that running the tests leaves the work tree clean."""
     if os.environ.get("UPDATE_SCREENSHOT") == "1":
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        return SCREENSHOT
-    return Path(tempfile.gettempdir()) / f"sandbox-bot-console-{os.getpid()}.png"
+        picture.parent.mkdir(parents=True, exist_ok=True)
+        return picture
+    return Path(tempfile.gettempdir()) / f"sandbox-bot-{picture.stem}-{os.getpid()}.png"
