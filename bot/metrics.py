@@ -3,9 +3,12 @@ with prometheus-client's process (`process_*`) and Python (`python_info`, `pytho
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     GCCollector,
     Histogram,
     PlatformCollector,
@@ -15,6 +18,8 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+SLOW_ACK_SECONDS = 1.0  # an ack slower than this is counted: Slack gives up after 3 s
 
 
 class Metrics:
@@ -71,6 +76,42 @@ class Metrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=self.registry,
         )
+
+        self.ack_seconds = Histogram(
+            "sandbox_ack_seconds",
+            "Time from a Slack request's arrival at /slack/events to its ack being sent.",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5),
+            registry=self.registry,
+        )
+        self.slow_acks = Counter(
+            "sandbox_acks_over_1s",
+            "Slack requests whose ack took longer than 1 s from their arrival at /slack/events.",
+            registry=self.registry,
+        )
+        self.cards_followed = Gauge(
+            "sandbox_cards_followed",
+            "Jobs whose cards are being kept current (followed until the job ends).",
+            registry=self.registry,
+        )
+        self.token_requests = Counter(
+            "sandbox_zuora_token_requests",
+            "Zuora OAuth token requests (renewals included), by outcome: ok, refused, timeout, connection, "
+            "or the HTTP status.",
+            ["outcome"],
+            registry=self.registry,
+        )
+
+    def observe_ack(self, seconds: float) -> None:
+        self.ack_seconds.observe(seconds)
+        if seconds > SLOW_ACK_SECONDS:
+            self.slow_acks.inc()
+
+    def observe_token(self, outcome: str) -> None:
+        self.token_requests.labels(outcome).inc()
+
+    def count_followed(self, following: Callable[[], int]) -> None:
+        """`following` says, when /metrics is read, how many jobs are followed."""
+        self.cards_followed.set_function(following)
 
     def observe_zuora(self, operation: str, outcome: str, seconds: float) -> None:
         self.zuora_calls.labels(operation, outcome).inc()

@@ -30,7 +30,7 @@ from bot.reminders import Reminders
 from bot.server import EVENTS_PATH, HttpServer
 from bot.slack_surface import SlackSurface
 from bot.watch import JobWatch
-from bot.zuora.auth import OAuthClientCredentials
+from bot.zuora.auth import OAuthClientCredentials, TokenObserver
 from bot.zuora.client import ZuoraClient
 from bot.zuora.responses import deadline_for
 from bot.zuora.retry import RetryPolicy
@@ -58,7 +58,9 @@ def zuora_http_client(settings: Settings) -> httpx.AsyncClient:
     )
 
 
-def zuora_auth(settings: Settings, http: httpx.AsyncClient) -> OAuthClientCredentials:
+def zuora_auth(
+    settings: Settings, http: httpx.AsyncClient, observer: TokenObserver | None = None
+) -> OAuthClientCredentials:
     """The OAuth client of the bot's Zuora user (the bot and `check --online` alike)."""
     return OAuthClientCredentials(
         http=http,
@@ -66,6 +68,7 @@ def zuora_auth(settings: Settings, http: httpx.AsyncClient) -> OAuthClientCreden
         client_id=settings.zuora_client_id.get_secret_value(),
         client_secret=settings.zuora_client_secret,
         entity_id=settings.zuora_entity_id,
+        observer=observer,
     )
 
 
@@ -128,7 +131,7 @@ def build(settings: Settings, *, now: Now = lambda: datetime.now(UTC)) -> Compon
     http = zuora_http_client(settings)
     zuora = ZuoraClient(
         base_url=settings.zuora_base_url,
-        auth=zuora_health.tokens(zuora_auth(settings, http)),
+        auth=zuora_health.tokens(zuora_auth(settings, http, metrics.observe_token)),
         http=http,
         entity_id=settings.zuora_entity_id,
         gzip_requests=settings.zuora_gzip_requests,
@@ -177,6 +180,7 @@ def build(settings: Settings, *, now: Now = lambda: datetime.now(UTC)) -> Compon
         on_given_up=metrics.deliveries_given_up.inc,
         notify_mention=settings.sandbox_notify_mention,
     )
+    metrics.count_followed(lambda: len(cards.following))
     listeners = ListenerContext(operations=operations, cards=cards, slack=surface, metrics=metrics)
     signing = settings.slack_signing_secret
     app = build_app(

@@ -10,6 +10,7 @@ a traceback, and nothing is parsed."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from aiohttp import web
@@ -68,25 +69,36 @@ class HttpServer:
             await self._runner.cleanup()
             self._runner = None
 
-    async def _events(self, request: web.Request) -> web.Response:
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        arrived = time.perf_counter()
+        response, dispatched = await self._answer(request)
+        # Sent here rather than by aiohttp after the return: the ack is timed to its last byte written.
+        await response.prepare(request)
+        await response.write_eof()
+        if dispatched:
+            self._metrics.observe_ack(time.perf_counter() - arrived)
+        return response
+
+    async def _answer(self, request: web.Request) -> tuple[web.Response, bool]:
+        """The answer, and whether it is Bolt's (an ack) rather than a refusal before Bolt saw the request."""
         assert self._app is not None
         if not self._ready():
-            return web.json_response({"error": "starting"}, status=503)
+            return web.json_response({"error": "starting"}, status=503), False
         if (request.content_length or 0) > MAX_BODY:
-            return self._reject(413, "body over 1 MiB", request)
+            return self._reject(413, "body over 1 MiB", request), False
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return self._reject(413, "body over 1 MiB", request)
+            return self._reject(413, "body over 1 MiB", request), False
         rejection = inspect(secret=self._secret, headers=request.headers, body=body)
         if rejection is not None:
-            return self._reject(rejection.status, rejection.reason, request)
+            return self._reject(rejection.status, rejection.reason, request), False
         bolt_request = AsyncBoltRequest(
             body=body.decode("utf-8"),
             query=request.query_string,
             headers=request.headers,  # type: ignore[arg-type]
         )
-        return await to_aiohttp_response(await self._app.async_dispatch(bolt_request))
+        return await to_aiohttp_response(await self._app.async_dispatch(bolt_request)), True
 
     def _reject(self, status: int, reason: str, request: web.Request) -> web.Response:
         log.warning(

@@ -12,7 +12,13 @@ from typing import Protocol
 import httpx
 from pydantic import SecretStr
 
-from bot.zuora.errors import ZuoraAuthenticationError
+from bot.zuora.errors import (
+    ZuoraAuthenticationError,
+    ZuoraConnectionError,
+    ZuoraError,
+    ZuoraMalformedResponseError,
+    ZuoraTimeoutError,
+)
 from bot.zuora.models import Token
 from bot.zuora.responses import (
     deadline_for,
@@ -26,6 +32,27 @@ from bot.zuora.trackid import new_track_id
 log = logging.getLogger(__name__)
 
 OPERATION = "createToken"
+
+TokenObserver = Callable[[str], None]
+"""Told how each token request ended: `ok`, `refused` (the client id or secret), `timeout`, `connection`,
+`malformed`, or Zuora's HTTP status."""
+
+
+def token_outcome(error: ZuoraError | None) -> str:
+    """The outcome label of a token request that raised `error` (None: a token was issued)."""
+    match error:
+        case None:
+            return "ok"
+        case ZuoraAuthenticationError():
+            return "refused"
+        case ZuoraTimeoutError():
+            return "timeout"
+        case ZuoraConnectionError():
+            return "connection"
+        case ZuoraMalformedResponseError():
+            return "malformed"
+        case _:
+            return str(error.status) if error.status is not None else "error"
 
 
 class TokenSource(Protocol):
@@ -115,7 +142,9 @@ class OAuthClientCredentials:
         entity_id: str | None = None,
         renew_margin: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        observer: TokenObserver | None = None,
     ) -> None:
+        """`observer` is told how each token request ended (metrics)."""
         self._http = http
         self._url = base_url.rstrip("/") + "/oauth/token"
         self._client_id = client_id
@@ -125,6 +154,7 @@ class OAuthClientCredentials:
         self._clock = clock
         self._cached: _CachedToken | None = None
         self._lock = asyncio.Lock()
+        self._observer = observer
         self.requests_made = 0
 
     def _fresh(self) -> str | None:
@@ -141,9 +171,18 @@ class OAuthClientCredentials:
             token = self._fresh()
             if token is not None:
                 return token
-            cached = await self._request()
+            try:
+                cached = await self._request()
+            except ZuoraError as error:
+                self._observe(error)
+                raise
+            self._observe(None)
             self._cached = cached
             return cached.value
+
+    def _observe(self, error: ZuoraError | None) -> None:
+        if self._observer is not None:
+            self._observer(token_outcome(error))
 
     async def invalidate(self, token: str) -> None:
         if self._cached is not None and self._cached.value == token:
