@@ -1,8 +1,9 @@
 """The bot and a bare Bolt app as processes of their own, side by side in one run, on loopback.
 
 Both get the same bursts of N signed `/sandbox cancel` commands (each for a job of its own environment, as Zuora
-holds one active job per environment), in alternating rounds; Zuora (the simulator, in this process) takes
-`zuora_latency` seconds for every cancel. Reported for both: ack p50/p95/p99 (median and spread over the
+holds one active job per environment), in alternating rounds; Zuora (the simulator, in a process of its own:
+bench/zuora_server.py) takes `zuora_latency` seconds for every cancel. This process plays Slack: it sends the
+commands, times their acks and receives the bot's Web API calls. Reported for both: ack p50/p95/p99 (median and spread over the
 rounds), the time until every result was delivered (the bot: every job's card in the channel; the bare app
 delivers nothing, so its acks), peak RSS of the process and start-up time to a healthy `/healthz`; for the bot
 also Zuora requests, token requests, TCP connections opened to Zuora (through a counting proxy) and Slack Web API
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import os
 import secrets
@@ -40,14 +42,11 @@ from bench.common import (
     ZUORA_CLIENT_ID,
     ZUORA_CLIENT_SECRET,
     Stack,
-    ZuoraThread,
     percentile,
     ratio,
     wait_until,
 )
-from bot.sim.clock import ManualClock
 from bot.sim.slack import SlackEmulator
-from bot.sim.zuora import ZuoraSimulator
 
 CANCEL = "performActionOfJob"
 
@@ -63,45 +62,6 @@ class ProcessConfig:
 
 
 QUICK = ProcessConfig(sizes=(8,), rounds=1, zuora_latency=ACK_BUDGET + 1.0, poll_window=2.0)
-
-
-class ConnectionCounter:
-    """A TCP proxy on loopback in front of the simulator that counts the connections opened through it."""
-
-    def __init__(self, port: int) -> None:
-        self._target = port
-        self.opened = 0
-        self._server: asyncio.Server | None = None
-        self._pipes: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> str:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        port = self._server.sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._pipes):
-            task.cancel()
-        await asyncio.gather(*self._pipes, return_exceptions=True)
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.opened += 1
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._target)
-        for source, sink in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.create_task(_pipe(source, sink))
-            self._pipes.add(task)
-            task.add_done_callback(self._pipes.discard)
-
-
-async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(ConnectionError, asyncio.CancelledError):
-        while chunk := await source.read(65536):
-            sink.write(chunk)
-            await sink.drain()
-    with contextlib.suppress(Exception):
-        sink.close()
 
 
 def free_port() -> int:
@@ -228,21 +188,62 @@ def spread(rounds: Sequence[dict[str, Any]], key: str) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
+class ZuoraProcess:
+    """The Zuora simulator and its connection-counting proxy in a process of their own (bench/zuora_server.py),
+    as the real Zuora is: not in the process that plays Slack and times the acks."""
+
+    def __init__(self) -> None:
+        self._proc: asyncio.subprocess.Process | None = None
+        self.url = ""
+        self._control = ""
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self, latency: float) -> None:
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.zuora_server", "--latency", str(latency),
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert self._proc.stdout is not None
+        line = await asyncio.wait_for(self._proc.stdout.readline(), 60)
+        if not line:
+            raise RuntimeError("the Zuora simulator did not start")
+        urls = json.loads(line)
+        self.url, self._control = urls["zuora"], urls["control"]
+        self._session = aiohttp.ClientSession()
+
+    async def seed(self, count: int) -> list[tuple[str, str]]:
+        """`count` new environments with one running refresh each: (environment ID, job ID)."""
+        assert self._session is not None
+        async with self._session.post(f"{self._control}/seed", params={"count": count}) as answer:
+            return [(env, job) for env, job in await answer.json()]
+
+    async def stats(self) -> dict[str, Any]:
+        assert self._session is not None
+        async with self._session.get(f"{self._control}/stats") as answer:
+            found: dict[str, Any] = await answer.json()
+            return found
+
+    async def stop(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+        if self._proc is not None and self._proc.returncode is None:
+            self._proc.terminate()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._proc.wait(), 30)
+            if self._proc.returncode is None:
+                self._proc.kill()
+                await self._proc.wait()
+
+
 async def bursts(config: ProcessConfig) -> dict[str, Any]:
-    zuora = ZuoraSimulator(
-        ManualClock(), client_id=ZUORA_CLIENT_ID, client_secret=ZUORA_CLIENT_SECRET
-    )
-    thread = ZuoraThread(zuora)
+    zuora = ZuoraProcess()
     slack = SlackEmulator(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET)
-    await thread.start()
     await slack.start()
-    proxy = ConnectionCounter(int(zuora.base_url.rsplit(":", 1)[1]))
     processes: list[Process] = []
     try:
-        zuora_url = await proxy.start()
-        zuora.inject("latency", operation=CANCEL, seconds=config.zuora_latency, count=None)
+        await zuora.start(config.zuora_latency)
         bot_port, bare_port = free_port(), free_port()
-        env = bot_environment(zuora_url, slack, bot_port, config.pool)
+        env = bot_environment(zuora.url, slack, bot_port, config.pool)
         bot = await spawn("bot", ["-m", "bot"], env, bot_port)
         bare = await spawn(
             "bare", ["-m", "bench.bare_app", "--port", str(bare_port)], env, bare_port
@@ -253,11 +254,7 @@ async def bursts(config: ProcessConfig) -> dict[str, Any]:
             sides: dict[str, list[dict[str, Any]]] = {"bot": [], "bare": []}
             for number in range(config.rounds):
                 for side in (bot, bare) if number % 2 == 0 else (bare, bot):
-                    texts = []
-                    for _ in range(size):
-                        env_id = str(zuora.add_environment()["id"])
-                        job_id = str(zuora.add_job(env_id, status="EXPORTING")["id"])
-                        texts.append(f"cancel {env_id} {job_id}")
+                    texts = [f"cancel {env} {job}" for env, job in await zuora.seed(size)]
                     result = await one_burst(slack, side.url, texts, results=side is bot)
                     sides[side.name].append(result)
             summary = {
@@ -278,6 +275,7 @@ async def bursts(config: ProcessConfig) -> dict[str, Any]:
             summary["delivery_bound"] = bound
             by_size[str(size)] = summary
         calls = Counter(call.method for call in slack.calls)
+        stats = await zuora.stats()
         result = {
             "config": {
                 "sizes": list(config.sizes),
@@ -296,9 +294,9 @@ async def bursts(config: ProcessConfig) -> dict[str, Any]:
                 "bare": bare.peak_rss(),
                 "ratio": ratio(bot.peak_rss(), bare.peak_rss()),
             },
-            "zuora_requests": dict(Counter(r.operation or "unknown" for r in zuora.requests)),
-            "token_requests": zuora.token_requests,
-            "zuora_connections": proxy.opened,
+            "zuora_requests": stats["by_operation"],
+            "token_requests": stats["token_requests"],
+            "zuora_connections": stats["connections"],
             "slack_calls": dict(sorted(calls.items())),
         }
         result["exit_codes"] = {p.name: await p.stop() for p in processes}
@@ -306,9 +304,8 @@ async def bursts(config: ProcessConfig) -> dict[str, Any]:
     finally:
         for process in processes:
             await process.stop()
-        await proxy.stop()
+        await zuora.stop()
         await slack.stop()
-        await thread.stop()
 
 
 async def polling(window: float) -> dict[str, Any]:

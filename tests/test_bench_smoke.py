@@ -29,7 +29,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict[str, Any], 
     out = tmp_path_factory.mktemp("bench") / "nested" / "latest.json"
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(io.StringIO()):
-        status = main(["--quick", "--out", str(out)])
+        status = main(["--quick", "--all", "--out", str(out)])
     return status, json.loads(Path(out).read_text()), printed.getvalue()
 
 
