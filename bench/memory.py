@@ -158,8 +158,8 @@ async def run(config: MemoryConfig) -> dict[str, Any]:
             "jobs_ended": ended,
             "live_watching": len(cards.following),
             "live_card_tasks": _live_card_tasks(),
-            "cancels_in_flight": len(operations._cancels_in_flight),
-            "refreshes_in_flight": len(operations._refreshes_in_flight),
+            "cancels_in_flight": operations.in_flight["cancel"],
+            "refreshes_in_flight": operations.in_flight["refresh"],
             "background_tasks_before": tasks_before,
             "background_tasks_after": _background_tasks(),
             "notification_cards_remembered": sum(

@@ -16,7 +16,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.listeners import actions, commands
+from bot.listeners import actions, commands, views
 from bot.listeners.context import ListenerContext
 from bot.metrics import Metrics
 from bot.request_gate import ReplayWindow
@@ -96,7 +96,7 @@ def build_app(
     ) -> BoltResponse | None:
         """A request Slack delivers again (its retries, a replay inside the signing window) is answered 200
         and not acted on: in HTTP mode and Socket Mode alike."""
-        if window.first_time(body):
+        if await window.first_time(body):
             await next()
             return None
         log.info("duplicate delivery ignored", extra={"type": body.get("type") or "command"})
@@ -105,6 +105,7 @@ def build_app(
 
     commands.register(app, ctx)
     actions.register(app, ctx)
+    views.register(app, ctx)
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:

@@ -22,6 +22,7 @@ from bot.commands import (
     Help,
     Jobs,
     Refresh,
+    RefreshForm,
     Status,
     UsageError,
     encode_job_value,
@@ -355,6 +356,8 @@ def _what(command: Command) -> tuple[str, str]:
             return f"refresh {env_label(env)}", f"refresh {env_plain(env)}"
         case Help():
             return "show the help", "show the help"
+        case RefreshForm():
+            return "open the refresh form", "open the refresh form"
 
 
 def _is_action(command: Command) -> bool:
@@ -601,12 +604,25 @@ def acted_note(actor: str, verb: str, track_id: str) -> str:
     )
 
 
-def cancel_in_flight(env: EnvRef, job_id: str, holder: str) -> Message:
+def cancel_in_flight(env: EnvRef, job_id: str, holder: str | None) -> Message:
     job_label = f"job `{escape_mrkdwn(job_id)}` in {env_label(env)}"
+    by = f" requested by {mention(holder)}" if holder else ""
     return notice(
-        f":hourglass_flowing_sand: A cancel of {job_label} requested by {mention(holder)} is already on "
+        f":hourglass_flowing_sand: A cancel of {job_label}{by} is already on "
         "its way to Zuora; this one was not sent again. The job card will show the result.",
         f"A cancel of job {job_id} is already in progress; not sent again.",
+    )
+
+
+def claims_unavailable(command: Command | None) -> Message:
+    """The shared store of the replicas (Redis) cannot be reached: an action that must happen once is not
+    started blindly."""
+    what = _what(command)[0] if command is not None else "act on that"
+    return notice(
+        f":warning: The bot could not {what}: it cannot reach its coordination store (Redis) just now, "
+        "and without it it cannot make sure the action happens only once. Nothing was sent to Zuora. "
+        "Try again in a moment; looking (`status`, `jobs`, `envs`) still works.",
+        "The bot's coordination store is unreachable; nothing was sent to Zuora.",
     )
 
 
@@ -631,6 +647,13 @@ def refresh_requested(env: EnvRef, job: Job) -> Message:
         f":white_check_mark: Refresh of {env_label(env)} requested{job_text}. "
         "The job card is in the channel.",
         f"Refresh of {env_plain(env)} requested.",
+    )
+
+
+def form_unavailable() -> Message:
+    return notice(
+        f":warning: The refresh form could not open here. Use `{COMMAND} refresh <env> [at <time>]` instead.",
+        "The refresh form could not open here.",
     )
 
 

@@ -194,7 +194,10 @@ class Cancel:
         return cls(args.env(0), args.id(1, ARG_JOB))
 
 
-@subcommand("refresh <env> [at <time>]", "refresh an environment, after a confirmation")
+@subcommand(
+    "refresh <env> [at <time>]",
+    "refresh an environment, after a confirmation (`refresh` alone opens a form)",
+)
 @dataclass(frozen=True, slots=True)
 class Refresh:
     """`at` is None for a refresh now, else an aware UTC datetime."""
@@ -204,11 +207,28 @@ class Refresh:
     at: datetime | None
 
     @classmethod
-    def parse(cls, args: Args) -> Refresh:
+    def parse(cls, args: Args) -> Refresh | RefreshForm:
+        if not args.words:
+            return RefreshForm()
         return _parse_refresh(args)
 
 
-Command: TypeAlias = Help | Envs | Jobs | Status | Cancel | Refresh
+@dataclass(frozen=True, slots=True)
+class RefreshForm:
+    """`refresh` alone: the refresh form (a modal) asks for the environment and the time. Anyone may open it:
+    the form itself tells a user who is not an operator why they cannot refresh (`role` overrides the
+    subcommand's)."""
+
+    name: ClassVar[str] = "refresh"
+    role: ClassVar[Role] = "anyone"
+
+    @classmethod
+    def parse(cls, args: Args) -> RefreshForm:
+        args.exactly()
+        return cls()
+
+
+Command: TypeAlias = Help | Envs | Jobs | Status | Cancel | Refresh | RefreshForm
 SUBCOMMANDS: Final = tuple(SUBCOMMAND_DEFINITIONS)
 USAGE: Final[Mapping[str, str]] = {name: d.usage for name, d in SUBCOMMAND_DEFINITIONS.items()}
 """Raw (unescaped) usage line of each subcommand, without the command name."""

@@ -24,6 +24,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.commands import ID_PATTERN
+from bot.coordination import check_url
 
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 USERGROUP_ID = re.compile(r"^S[A-Z0-9]{2,20}$")
@@ -341,18 +342,15 @@ class Settings(BaseSettings):
     def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value().strip():
             return None  # blank: in-process coordination, one replica
+        url = value.get_secret_value().strip()
         try:
-            parts = urlsplit(value.get_secret_value().strip())
-            parts.port  # noqa: B018 (raises on a malformed port)
+            check_url(url)  # the store's own rules; its messages never hold the password
         except ValueError:
             raise ValueError(
-                "must be a redis:// or rediss:// URL, e.g. redis://redis:6379/0"
+                "must be a redis:// or rediss:// URL with a host, a numeric port and database, "
+                "e.g. redis://redis:6379/0"
             ) from None
-        if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-            raise ValueError(
-                "must be a redis:// or rediss:// URL with a host, e.g. redis://redis:6379/0"
-            )
-        return SecretStr(value.get_secret_value().strip())
+        return SecretStr(url)
 
     @field_validator("sandbox_redis_prefix")
     @classmethod

@@ -93,6 +93,11 @@ class EnvironmentView:
             self._environments = (started, found)
             return found
 
+    def environments_seen(self) -> Sequence[TestEnvironment]:
+        """The environments as last listed, without reading Zuora (empty before the first list): what a
+        form that must open at once can offer."""
+        return self._environments[1] if self._environments is not None else ()
+
     async def job(self, env_id: str, job_id: str) -> Job:
         """One job, asked alone (a followed job the listing did not show). Raises `ZuoraError`."""
         self.requests += 1

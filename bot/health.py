@@ -6,7 +6,9 @@
   bot cannot serve at all, and the whole answer is 503.
 - **Zuora**: the last token request and the last call (from the client's observer). `ok` before the first
   one: the bot serves without waiting for a token.
-- **Redis**: `off`, not configured.
+- **Redis**: `off` without `SANDBOX_REDIS_URL`; otherwise a PING every `REDIS_PROBE_SECONDS` in the
+  background: `ok`, or `degraded` while Redis does not answer (actions that need a claim are refused then;
+  looking still works).
 
 The answer: `{"status": "ok" | "degraded" | "starting", "checks": {name: {"status", "detail"}}}`, 200 once
 the bot serves, 503 before and while Slack rejects the token. Details are short and never hold a secret.
@@ -53,6 +55,55 @@ class Check:
 
 
 NOT_CONFIGURED = Check("off", "not configured")
+REDIS_PROBE_SECONDS = 5.0
+
+
+class RedisHealth:
+    """Whether the coordination store answers: a PING in the background, never one per /healthz request."""
+
+    def __init__(
+        self,
+        ping: Callable[[], Awaitable[bool]],
+        where: str,
+        *,
+        interval: float = REDIS_PROBE_SECONDS,
+    ) -> None:
+        self._ping = ping
+        self._where = where
+        self._interval = interval
+        self.last = Check("degraded", f"{where}: not answered yet")
+        self._task: asyncio.Task[None] | None = None
+
+    async def probe(self) -> Check:
+        check = (
+            Check("ok", f"{self._where}: PING ok")
+            if await self._ping()
+            else Check(
+                "degraded", f"{self._where}: no answer; actions that need a claim are refused"
+            )
+        )
+        if check.status != self.last.status:
+            (log.info if check.status == "ok" else log.warning)(
+                "redis health", extra={"detail": check.detail}
+            )
+        self.last = check
+        return check
+
+    def check(self) -> Check:
+        return self.last
+
+    async def start(self) -> None:
+        await self.probe()
+        self._task = asyncio.create_task(self._run(), name="redis-health")
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._task)
+        self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            await self.probe()
 
 
 class SlackHealth:
@@ -208,10 +259,16 @@ class Health:
     """The whole answer of `/healthz`."""
 
     def __init__(
-        self, *, slack: SlackHealth, zuora: ZuoraHealth, serving: Callable[[], bool]
+        self,
+        *,
+        slack: SlackHealth,
+        zuora: ZuoraHealth,
+        serving: Callable[[], bool],
+        redis: RedisHealth | None = None,
     ) -> None:
         self.slack = slack
         self.zuora = zuora
+        self.redis = redis
         self._serving = serving
 
     async def report(self) -> tuple[int, dict[str, Any]]:
@@ -219,7 +276,7 @@ class Health:
         checks = {
             "slack": await self.slack.check(),
             "zuora": self.zuora.check(),
-            "redis": NOT_CONFIGURED,
+            "redis": self.redis.check() if self.redis is not None else NOT_CONFIGURED,
         }
         body: dict[str, Any] = {"checks": {name: c.as_json() for name, c in checks.items()}}
         if not self._serving():

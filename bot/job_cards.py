@@ -31,9 +31,11 @@ from typing import Literal
 from bot import blocks
 from bot.backoff import next_delay
 from bot.commands import EnvRef
+from bot.coordination import CoordinationUnavailable
 from bot.env_view import EnvironmentView
 from bot.notification_channel import CardRef, Key, NotificationChannel, card_metadata
 from bot.outcomes import AuditLine, JobActed, JobLooked, JobOutcome
+from bot.shared_cards import SharedCards
 from bot.slack_surface import Origin, SlackSurface
 from bot.tasks import cancel_and_wait
 from bot.zuora.errors import ZuoraError, ZuoraNotFoundError
@@ -53,6 +55,8 @@ STARTED = frozenset({"started", "scheduled"})  # the verbs of the actions that a
 # At most this many jobs followed at once (Zuora holds one active job per environment: far more than a tenant
 # has); beyond it a card is shown but not kept current, and a WARNING says so.
 MAX_FOLLOWED = 1000
+# A job followed this recently is kept even if the shared list does not show it yet (its record is on its way).
+ADOPT_GRACE = 30.0
 TERMINAL_CATCH_UPS = 3
 
 
@@ -77,6 +81,9 @@ class _Followed:
     cards: list[ChannelCard] = field(default_factory=list)
     behind: bool = False  # a card did not take the last state: show it again at the next poll
     catch_ups: int = 0  # polls since the job ended
+    replaced: list[tuple[str, str]] = field(
+        default_factory=list
+    )  # (channel, ts) of cards posted anew
 
 
 class JobCards:
@@ -95,10 +102,17 @@ class JobCards:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_given_up: Callable[[], None] | None = None,
         notify_mention: Sequence[str] = (),
+        shared: SharedCards | None = None,
+        leading: Callable[[], bool] = lambda: True,
     ) -> None:
         """`clock` measures intervals; `now` is the time of day, to compare with Zuora's times;
         `on_given_up` is told of every record that could not be delivered (a metric); `notify_mention`
-        (SANDBOX_NOTIFY_MENTION) is mentioned in the first card of a job started outside the bot."""
+        (SANDBOX_NOTIFY_MENTION) is mentioned in the first card of a job started outside the bot; `shared`:
+        what the replicas share of the cards (`bot.shared_cards`); `leading`: whether this replica keeps the
+        cards current now (the leader does; the others record what they follow for it)."""
+        self._shared = shared
+        self._leading = leading
+        self._sharing: set[asyncio.Task[None]] = set()
         self._slack = slack
         self._on_given_up = on_given_up
         self._notify_mention = tuple(notify_mention)
@@ -145,9 +159,14 @@ class JobCards:
         requested_by = outcome.actor if isinstance(outcome, JobActed) else outcome.requested_by
         # The job's card in the notification channel is shown there: a click on it, or an action typed in
         # that channel, never makes a second card.
+        clicked_card = notification is not None and notification.is_card(
+            origin.channel_id, origin.message_ts
+        )
+        if notification is not None and in_notification_channel and not clicked_card:
+            shared = await self._shared_card((outcome.env.id, outcome.job.id or ""))
+            clicked_card = shared is not None and shared.ts == origin.message_ts
         left_to_notification = notification is not None and (
-            notification.is_card(origin.channel_id, origin.message_ts)
-            or (in_notification_channel and acted)
+            clicked_card or (in_notification_channel and acted)
         )
         # A card only a viewer sees has no Cancel job; a shared message shows everyone the same buttons.
         private = origin.message_ts is None or origin.is_ephemeral
@@ -211,6 +230,8 @@ class JobCards:
             await cancel_and_wait(task)
         self._pollers.clear()
         self._followed.clear()
+        if self._sharing:  # what the other replicas should know, told before leaving
+            await asyncio.wait(set(self._sharing), timeout=2.0)
 
     # -- showing a job to the user ---------------------------------------------------------------------------------
 
@@ -246,7 +267,7 @@ class JobCards:
         assert origin.channel_id is not None
         posted = await self._slack.post(origin.channel_id, card)
         if posted.ts is not None:
-            return ChannelCard(origin.channel_id, posted.ts)
+            return ChannelCard(posted.channel or origin.channel_id, posted.ts)
         await self._slack.reply(origin, card, ephemeral=False)
         return ChannelCard(origin.channel_id, None, origin.response_url)
 
@@ -330,6 +351,16 @@ class JobCards:
         await notification.ensure_loaded(patient=create and notification.get(key) is None)
         async with notification.lock_for(key):
             card = notification.get(key)
+            if self._shared is not None:
+                try:
+                    # What the replicas last showed wins over this replica's memory, which may be old.
+                    card = await self._shared.card(key) or card
+                except CoordinationUnavailable:
+                    pass  # this replica's memory, then
+                else:
+                    if card is None and create:
+                        waited = await self._shared.may_post(key)
+                        card = waited if isinstance(waited, CardRef) else None
             if card is None and not create:
                 return None, False
             if card is not None and card.is_newer_than(job):
@@ -363,6 +394,8 @@ class JobCards:
             card.requested_by, card.updated = requested_by, job.update_time or card.updated
             card.scheduled = job.scheduled_refresh_time
             notification.put(key, card)
+            if self._shared is not None:
+                await self._shared.remember_card(key, card)
             if job.is_terminal and not was_terminal:
                 await self._slack.post(
                     notification.channel, blocks.job_ended(job, env), thread_ts=card.ts
@@ -433,6 +466,11 @@ class JobCards:
         known = {(c.channel, c.ts) for c in followed.cards if c.ts is not None}
         if card is not None and (card.ts is None or (card.channel, card.ts) not in known):
             followed.cards.append(card)
+        self._share(followed)
+        if self._shared is not None and not self._leading():
+            # The leader keeps it current (it adopts what is shared); nothing to poll here.
+            self._followed.pop(key, None)
+            return
         poller = self._pollers.get(env.id)
         if poller is None or poller.done():
             self._pollers[env.id] = asyncio.create_task(
@@ -446,7 +484,90 @@ class JobCards:
         return [f for (env, _job), f in self._followed.items() if env == env_id]
 
     def _stop_following(self, followed: _Followed) -> None:
-        self._followed.pop((followed.env.id, followed.job_id), None)
+        key = (followed.env.id, followed.job_id)
+        if self._followed.pop(key, None) is not None and self._shared is not None:
+            self._in_background(self._shared.unfollow(key))
+
+    async def _shared_card(self, key: Key) -> CardRef | None:
+        if self._shared is None:
+            return None
+        try:
+            return await self._shared.card(key)
+        except CoordinationUnavailable:
+            return None
+
+    def _share(self, followed: _Followed) -> None:
+        """Record the followed job and its editable cards for the other replicas (in the background)."""
+        if self._shared is None:
+            return
+        record = {
+            "alias": followed.env.alias,
+            "job": followed.last.model_dump(mode="json", by_alias=True) if followed.last else None,
+            "cards": [
+                {"channel": c.channel, "ts": c.ts, "requested_by": c.requested_by}
+                for c in followed.cards
+                if c.ts is not None
+            ],
+            "replaced": [list(r) for r in followed.replaced],
+        }
+        ttl = max(1.0, followed.deadline - self._clock())
+        self._in_background(self._shared.follow((followed.env.id, followed.job_id), record, ttl))
+
+    def _in_background(self, work: Awaitable[None]) -> None:
+        async def run() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("sharing with the other replicas failed")
+
+        task = asyncio.ensure_future(run())
+        self._sharing.add(task)
+        task.add_done_callback(self._sharing.discard)
+
+    async def adopt(self) -> None:
+        """The leader's round: follow every job another replica follows (also one that died), with its
+        cards. Raises `CoordinationUnavailable` when the store cannot be read (the next round tries again)."""
+        if self._shared is None or self._closed:
+            return
+        records = await self._shared.followed()
+        settled = self._clock() - ADOPT_GRACE
+        for key, followed in list(self._followed.items()):
+            if key not in records and followed.since < settled:
+                # Ended and let go by another leader meanwhile (or never shared): the store is the truth.
+                self._followed.pop(key, None)
+        for (env_id, job_id), record in records.items():
+            try:
+                job = Job.model_validate(record.get("job") or {"id": job_id})
+            except ValueError:
+                continue
+            env = EnvRef(id=env_id, alias=record.get("alias") or self._aliases.get(env_id))
+            job = job if job.id else job.model_copy(update={"id": job_id})
+            cards = record.get("cards") or []
+            local = self._followed.get((env_id, job_id))
+            before = local is not None
+            replaced = {tuple(r) for r in record.get("replaced") or [] if isinstance(r, list)}
+            if local is not None:
+                replaced |= set(local.replaced)
+                covered = {c.channel for c in local.cards}
+                cards = [
+                    c for c in cards if isinstance(c, dict) and c.get("channel") not in covered
+                ]
+            for entry in cards:
+                if (
+                    isinstance(entry, dict)
+                    and entry.get("channel")
+                    and entry.get("ts")
+                    and (entry["channel"], entry["ts"]) not in replaced
+                ):
+                    card = ChannelCard(
+                        str(entry["channel"]), str(entry["ts"]),
+                        requested_by=entry.get("requested_by"),
+                    )  # fmt: skip
+                    self._follow(env, job, card)
+            if not cards:
+                self._follow(env, job, None)
+            if not before and (env_id, job_id) in self._followed:
+                log.info("following a job another replica followed", extra={"job": job_id})
 
     def _delay(self, env_id: str) -> float:
         """A job scheduled for later changes nothing until its time: an environment whose followed jobs are all
@@ -499,6 +620,8 @@ class JobCards:
         delay = self._delay(env_id)
         while self._on(env_id):
             await self._pause(env_id, delay, wakeable=failures == 0 and delay > self._poll)
+            if not self._leading():
+                continue  # the leader keeps the cards current; this replica only records what it follows
             for followed in self._on(env_id):
                 if self._clock() >= followed.deadline:
                     await self._show_all(
@@ -561,7 +684,8 @@ class JobCards:
         if followed.last is not None and _older(job, followed.last):
             return
         observed = True
-        if self.announced(followed.env.id, followed.job_id) is not None:
+        key = (followed.env.id, followed.job_id)
+        if self.announced(*key) is not None or await self._shared_card(key) is not None:
             try:
                 published, _retry = await self._publish(
                     followed.env, job, track_id=track_id, create=False
@@ -603,6 +727,7 @@ class JobCards:
         if job is None:
             return True
         all_taken = True
+        before = [(card.channel, card.ts) for card in followed.cards]
         for card in followed.cards:
             message = blocks.job_card(
                 job, followed.env, requested_by=card.requested_by, track_id=track_id,
@@ -610,6 +735,14 @@ class JobCards:
             )  # fmt: skip
             taken = await self._show_card(card, message, new_message=status_changed)
             all_taken = taken and all_taken
+        moved = [
+            old
+            for old, card in zip(before, followed.cards, strict=True)
+            if old[1] is not None and card.ts != old[1]
+        ]
+        if moved:  # a card was posted anew: the other replicas must not bring the old one back
+            followed.replaced.extend((str(c), str(t)) for c, t in moved)
+            self._share(followed)
         return all_taken
 
     async def _show_card(

@@ -26,6 +26,7 @@ from bot.commands import (
     Jobs,
     Parseable,
     Refresh,
+    RefreshForm,
     Status,
     UsageError,
     decode_job_value,
@@ -34,11 +35,13 @@ from bot.commands import (
     parse,
     usage_text,
 )
+from bot.coordination import CoordinationUnavailable, InProcessStore, Store
 from bot.outcomes import (
     AuditLine,
     JobActed,
     JobLooked,
     NeedsConfirmation,
+    OpensForm,
     Outcome,
     Refused,
     Told,
@@ -53,9 +56,12 @@ from bot.zuora.trackid import new_track_id
 log = logging.getLogger(__name__)
 
 CONFIRMATION_TTL = timedelta(minutes=10)
-MAX_CONFIRMED = (
-    10_000  # used confirmations remembered (20 minutes' worth at most); the oldest go first
-)
+# A used confirmation is remembered for twice its life, then expires in the store.
+CLAIM_TTL = 2 * CONFIRMATION_TTL.total_seconds()
+# An action in flight holds its claim at most this long (Zuora's timeout and retries fit in it many times); a
+# replica that died holding one frees it by expiry.
+IN_FLIGHT_TTL = 300.0
+_USER = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 _CONFIRM_BLOCK = re.compile(r"^refresh:([UW][A-Z0-9]{2,20}):([0-9]{9,11}):[0-9a-f]{8}$")
 
 C = TypeVar("C", bound=Parseable)
@@ -88,6 +94,13 @@ class Asker:
 
 
 @dataclass(frozen=True, slots=True)
+class Used:
+    """A single-use confirmation seen before, and the job its first use started (None: not yet known)."""
+
+    job_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Click:
     """A button click as Slack reported it. `value` is untrusted; `block_id` is the one the bot set on the
     clicked message (it carries who asked for the job, for the audit trail)."""
@@ -105,16 +118,19 @@ class Operations:
         permissions: Permissions,
         aliases: Mapping[str, str],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        store: Store | None = None,
     ) -> None:
+        """`store` holds the single-use claims (confirmations, forms, actions in flight): in this process by
+        default, in Redis when several replicas share the work."""
+        self._store = store or InProcessStore()
+        # Actions this replica has on their way to Zuora now, by kind (benchmarks and shutdown look at it).
+        self.in_flight = {"cancel": 0, "refresh": 0}
         self._zuora = zuora
         self._permissions = permissions
         self._aliases = dict(aliases)
         self._now = now
         # A second submit of the same action while the first is on its way is answered, not sent again.
-        self._cancels_in_flight: dict[tuple[str, str], str] = {}
-        self._refreshes_in_flight: set[str] = set()
         # Confirmations already used (block_id -> when, job ID): a double click starts one refresh.
-        self._confirmed: dict[str, tuple[datetime, str | None]] = {}
 
     # -- entry points ------------------------------------------------------------------------------------------
 
@@ -124,7 +140,7 @@ class Operations:
             command = parse(text, self._aliases, now=self._now())
         except UsageError as error:
             return Told(blocks.usage_error(error), "usage")
-        needed = SUBCOMMAND_DEFINITIONS[command.name].role
+        needed = getattr(command, "role", None) or SUBCOMMAND_DEFINITIONS[command.name].role
         standing = await self._permissions.standing(user_id)
         if needed != "anyone" and not standing.may(needed):
             return self._refused(
@@ -169,14 +185,14 @@ class Operations:
         except UsageError as error:
             return Told(blocks.usage_error(error), "usage")
         # This also claims the confirmation: a second click stops here.
-        problem = self._confirmation_problem(click)
+        problem = await self._confirmation_problem(click)
         if problem is not None:
             return problem
         standing = await self._authorise(click.user_id, "refresh", "operator", env=env_id)
         if isinstance(standing, Refused):
-            self._confirmed.pop(click.block_id, None)
+            await self._give_back(click.block_id)
             return standing
-        return await self._refresh(click, Refresh(self._env(env_id), at))
+        return await self._refresh(click.user_id, Refresh(self._env(env_id), at), click.block_id)
 
     async def click_refresh_abort(self, click: Click) -> Outcome:
         try:
@@ -201,13 +217,18 @@ class Operations:
     async def _cancel(self, asker: Asker, command: Cancel) -> Outcome:
         user_id = asker.user_id
         env, job_id = command.env, command.job_id
-        key = (env.id, job_id)
-        holder = self._cancels_in_flight.get(key)
-        if holder is not None:
+        in_flight = f"cancel:{env.id}:{job_id}"
+        try:
+            first = await self._store.claim(in_flight, IN_FLIGHT_TTL, value=user_id)
+            holder = None if first else await self._store.get(in_flight)
+        except CoordinationUnavailable:
+            return Told(blocks.claims_unavailable(command), "unavailable")
+        if not first:
+            holder = holder if holder and _USER.fullmatch(holder) else None
             audit.record("cancel-duplicate", user=user_id, env=env.id, job=job_id, first_by=holder)
             return Told(blocks.cancel_in_flight(env, job_id, holder), "duplicate")
-        self._cancels_in_flight[key] = user_id
         track_id = new_track_id()
+        self.in_flight["cancel"] += 1
         try:
             job = await self._zuora.cancel_job(env.id, job_id, track_id=track_id)
         except ZuoraError as error:
@@ -220,7 +241,8 @@ class Operations:
                 return ZuoraFailed(blocks.zuora_error(error, command), failed)
             return await self._after_lost_answer(user_id, command, error, failed)
         finally:
-            del self._cancels_in_flight[key]
+            self.in_flight["cancel"] -= 1
+            await self._let_go(in_flight, user_id)
         job = _with_id(job, job_id)
         audit.record(
             "cancel", user=user_id, env=env.id, job=job_id, outcome="ok",
@@ -281,6 +303,11 @@ class Operations:
         except ZuoraError as error:
             return ZuoraFailed(blocks.zuora_error(error, command))
         return Told(blocks.env_list(environments, self._aliases, track_id=track_id))
+
+    @handles(RefreshForm)
+    async def _refresh_form(self, asker: Asker, command: RefreshForm) -> Outcome:
+        """The form opens from the command's trigger (the listeners hold it); it checks the role itself."""
+        return OpensForm()
 
     @handles(Refresh)
     async def _refresh_confirmation(self, asker: Asker, command: Refresh) -> Outcome:
@@ -346,7 +373,7 @@ class Operations:
             )
         )
 
-    def _confirmation_problem(self, click: Click) -> Told | None:
+    async def _confirmation_problem(self, click: Click) -> Told | None:
         """Only the requester may confirm, within 10 minutes, once."""
         match = _CONFIRM_BLOCK.fullmatch(click.block_id)
         if match is None:
@@ -354,59 +381,101 @@ class Operations:
         requester, issued_at = match.group(1), int(match.group(2))
         if requester != click.user_id:
             return Told(blocks.confirmation_not_yours(requester), "refused")
-        now = self._now()
-        for used, (when, _job) in list(self._confirmed.items()):
-            if now - when > 2 * CONFIRMATION_TTL:
-                del self._confirmed[used]
-        if now - datetime.fromtimestamp(issued_at, UTC) > CONFIRMATION_TTL:
+        if self._now() - datetime.fromtimestamp(issued_at, UTC) > CONFIRMATION_TTL:
             return Told(blocks.confirmation_expired(), "expired", replace=True)
-        if click.block_id in self._confirmed:
-            _when, job_id = self._confirmed[click.block_id]
-            return Told(blocks.confirmation_used(job_id), "duplicate")
-        # Claimed before any await, so a second click arriving meanwhile is stopped above.
-        self._confirmed[click.block_id] = (now, None)
-        while len(self._confirmed) > MAX_CONFIRMED:
-            del self._confirmed[next(iter(self._confirmed))]
+        try:
+            used = await self.claim(click.block_id)
+        except CoordinationUnavailable:
+            return Told(blocks.claims_unavailable(None), "unavailable")
+        if used is not None:
+            return Told(blocks.confirmation_used(used.job_id), "duplicate")
         return None
 
-    async def _refresh(self, click: Click, command: Refresh) -> Outcome:
+    async def claim(self, key: str) -> Used | None:
+        """Claim a single-use confirmation (a confirm button's block_id, a form's nonce) in the store, so that
+        every replica sees it: None the first time, else what the first use started. Raises
+        `CoordinationUnavailable` when the store cannot say: the caller then starts nothing."""
+        stored = f"confirm:{key}"
+        if await self._store.claim(stored, CLAIM_TTL, value=""):
+            return None
+        return Used(await self._store.get(stored) or None)
+
+    async def _give_back(self, key: str) -> None:
+        """The confirmation did not start anything: it may be used again."""
+        try:
+            await self._store.release(f"confirm:{key}")
+        except CoordinationUnavailable:
+            log.warning("a confirmation could not be given back; it stays used", extra={"key": key})
+
+    async def _settle(self, key: str, job_id: str | None) -> None:
+        """Remember which job a confirmation started, for a second click to name."""
+        try:
+            await self._store.put(f"confirm:{key}", job_id or "", CLAIM_TTL)
+        except CoordinationUnavailable:
+            log.warning("the job a confirmation started is not remembered", extra={"key": key})
+
+    async def _let_go(self, in_flight: str, user_id: str) -> None:
+        try:
+            await self._store.release_if(in_flight, user_id)
+        except CoordinationUnavailable:  # it expires by itself
+            log.warning("an in-flight claim could not be released", extra={"key": in_flight})
+
+    async def start_refresh(
+        self, user_id: str, env_id: str, at: datetime | None, *, claim: str
+    ) -> Outcome:
+        """A refresh confirmed in the form: `claim` is the form's, already claimed with `claim()`. The user is
+        checked against the role again (as on every submission); a refusal frees the claim."""
+        standing = await self._authorise(user_id, "refresh", "operator", env=env_id)
+        if isinstance(standing, Refused):
+            await self._give_back(claim)
+            return standing
+        return await self._refresh(user_id, Refresh(self._env(env_id), at), claim)
+
+    async def _refresh(self, user_id: str, command: Refresh, claim: str) -> Outcome:
         env, at = command.env, command.at
-        if env.id in self._refreshes_in_flight:
-            self._confirmed.pop(click.block_id, None)  # not sent: this confirmation stays usable
+        in_flight = f"refresh:{env.id}"
+        try:
+            first = await self._store.claim(in_flight, IN_FLIGHT_TTL, value=user_id)
+        except CoordinationUnavailable:
+            await self._give_back(claim)
+            return Told(blocks.claims_unavailable(command), "unavailable")
+        if not first:
+            await self._give_back(claim)  # not sent: this confirmation stays usable
             return Told(blocks.refresh_in_flight(env), "duplicate")
-        self._refreshes_in_flight.add(env.id)
         track_id = new_track_id()
         asked_at = self._now()
+        self.in_flight["refresh"] += 1
         try:
             job = await self._zuora.create_refresh_job(env.id, scheduled_at=at, track_id=track_id)
         except ZuoraError as error:
             if zuora_did_not_act(error):
                 # Nothing started: the user may confirm again.
-                self._confirmed.pop(click.block_id, None)
+                await self._give_back(claim)
             # Otherwise (5xx, a timeout after sending, an unreadable answer) the refresh may have started:
             # the confirmation stays used, and the message says to check the jobs before asking again.
             audit.record(
-                "refresh", user=click.user_id, env=env.id, outcome="error", status=error.status,
+                "refresh", user=user_id, env=env.id, outcome="error", status=error.status,
                 track_id=error.track_id, request_id=error.request_id,
             )  # fmt: skip
             started = None if zuora_did_not_act(error) else await self._started_since(env, asked_at)
             if started is None:
                 return ZuoraFailed(
                     blocks.zuora_error(error, command),
-                    AuditLine(env, None, blocks.action_failed(click.user_id, command, error)),
+                    AuditLine(env, None, blocks.action_failed(user_id, command, error)),
                 )
             job, track_id = started  # the answer was lost, but the refresh did start
             log.warning("refresh answer lost; its job found", extra={"job": job.id, "env": env.id})
         finally:
-            self._refreshes_in_flight.discard(env.id)
-        self._confirmed[click.block_id] = (self._now(), job.id)
+            self.in_flight["refresh"] -= 1
+            await self._let_go(in_flight, user_id)
+        await self._settle(claim, job.id)
         audit.record(
-            "refresh", user=click.user_id, env=env.id, job=job.id, outcome="ok",
+            "refresh", user=user_id, env=env.id, job=job.id, outcome="ok",
             job_status=str(job.status), scheduled=at.isoformat() if at else None, track_id=track_id,
         )  # fmt: skip
         verb = "started" if at is None else "scheduled"
         done = blocks.refresh_requested(env, job)
-        return JobActed(env, job, click.user_id, verb, track_id, done=done)
+        return JobActed(env, job, user_id, verb, track_id, done=done)
 
     async def _started_since(self, env: EnvRef, asked_at: datetime) -> tuple[Job, str] | None:
         """After a create whose answer was lost: the refresh job Zuora shows as created since it was asked for

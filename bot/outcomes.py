@@ -13,7 +13,7 @@ from bot.blocks import Message
 from bot.commands import EnvRef
 from bot.zuora.models import Job
 
-Metric = Literal["ok", "usage", "refused", "zuora_error", "duplicate", "expired"]
+Metric = Literal["ok", "usage", "refused", "zuora_error", "duplicate", "expired", "unavailable"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +30,11 @@ class NeedsConfirmation:
     """Nothing sent to Zuora yet: the requester is asked to confirm (a message only they see)."""
 
     message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class OpensForm:
+    """`/sandbox refresh` alone: the refresh form opens with the command's trigger_id."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +90,9 @@ class JobActed:
 
 
 JobOutcome: TypeAlias = JobLooked | JobActed
-Outcome: TypeAlias = Told | NeedsConfirmation | Refused | ZuoraFailed | JobLooked | JobActed
+Outcome: TypeAlias = (
+    Told | NeedsConfirmation | OpensForm | Refused | ZuoraFailed | JobLooked | JobActed
+)
 
 
 def metric_of(outcome: Outcome) -> Metric:
@@ -97,7 +104,7 @@ def metric_of(outcome: Outcome) -> Metric:
             return "refused"
         case ZuoraFailed():
             return "zuora_error"
-        case NeedsConfirmation() | JobLooked() | JobActed():
+        case NeedsConfirmation() | OpensForm() | JobLooked() | JobActed():
             return "ok"
         case _:
             assert_never(outcome)

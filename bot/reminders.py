@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,6 +39,7 @@ from prometheus_client import Counter
 from bot import blocks
 from bot.card_thread import CardThreads
 from bot.commands import EnvRef
+from bot.coordination import CoordinationUnavailable
 from bot.env_view import EnvironmentView
 from bot.metrics import Metrics
 from bot.notification_channel import CardRef, Key
@@ -128,9 +129,13 @@ class Reminders:
         mention_ids: Sequence[str] = (),
         view: EnvironmentView | None = None,
         metrics: Metrics | None = None,
+        claim: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         """`leads`: SANDBOX_REMIND_BEFORE in seconds; `mention_ids`: SANDBOX_NOTIFY_MENTION; `view`: where the
-        environments' names are read (None: reminders name the alias and ID only)."""
+        environments' names are read (None: reminders name the alias and ID only); `claim`: with several
+        replicas, claims a reminder in the shared store before it is posted, so that a leader that changed
+        (and back) never posts one twice; False: another replica posted it."""
+        self._claim = claim
         self._threads = threads
         self._leads = tuple(sorted(set(leads), reverse=True))
         self._now = now
@@ -208,6 +213,16 @@ class Reminders:
             requested_by=card.requested_by,
         )
         metadata = _metadata(env.id, job.id or "", "reminder", scheduled=at, leads=list(due))
+        if self._claim is not None:
+            try:
+                first = await self._claim(
+                    f"reminder:{env.id}:{job.id}:{at}:{','.join(str(int(d)) for d in due)}"
+                )
+            except CoordinationUnavailable:
+                return  # not known whether another replica posted it: the next look asks again
+            if not first:
+                known.sent.setdefault(at, set()).update(due)  # another replica posted it
+                return
         posted = await self._threads.post(
             card.channel, card.ts, message, metadata=metadata, broadcast=True
         )

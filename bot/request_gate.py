@@ -11,6 +11,7 @@ delivers again (its retries, or a captured request replayed inside the window) i
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -20,6 +21,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
+
+from bot.coordination import CoordinationUnavailable, Store
 
 SIGNING_WINDOW = 300  # seconds, as Slack documents
 MAX_BODY = 1024 * 1024
@@ -99,6 +102,10 @@ def _depth(text: str) -> int:
     return deepest
 
 
+def digest_of(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
 class ReplayWindow:
     """Digests of payloads handled in the last `window` seconds, at most `entries` of them (oldest first out).
 
@@ -117,11 +124,12 @@ class ReplayWindow:
         self._clock = clock
         self._seen: OrderedDict[str, float] = OrderedDict()
 
-    def first_time(self, payload: Any) -> bool:
+    async def first_time(self, payload: Any) -> bool:
         """True the first time a payload is seen within the window (and remembers it); False for a repeat."""
-        digest = hashlib.sha256(
-            json.dumps(payload, sort_keys=True, default=str).encode()
-        ).hexdigest()
+        return self.first_time_here(digest_of(payload))
+
+    def first_time_here(self, digest: str) -> bool:
+        """The same, in this process only."""
         now = self._clock()
         while self._seen:
             oldest, when = next(iter(self._seen.items()))
@@ -132,3 +140,30 @@ class ReplayWindow:
             return False
         self._seen[digest] = now
         return True
+
+
+REPLAY_DEADLINE = 0.5
+
+
+class SharedReplayWindow(ReplayWindow):
+    """The replay window of every replica, in the coordination store: a request Slack delivers again to
+    another replica is not acted on twice. While the store cannot be reached, this replica's own window
+    answers (an action's own claims still refuse it, so nothing is done twice)."""
+
+    def __init__(
+        self, store: Store, *, window: float = SIGNING_WINDOW, deadline: float = REPLAY_DEADLINE
+    ) -> None:
+        super().__init__(window=window)
+        self._store = store
+        self._deadline = deadline
+
+    async def first_time(self, payload: Any) -> bool:
+        """First here and first for every replica. The store gets `deadline` seconds (it is on the ack's
+        path, within Slack's 3 s): a slow or unreachable store leaves this replica's window to answer."""
+        digest = digest_of(payload)
+        here = self.first_time_here(digest)
+        try:
+            async with asyncio.timeout(self._deadline):
+                return await self._store.claim(f"replay:{digest}", self._window) and here
+        except (CoordinationUnavailable, TimeoutError):
+            return here

@@ -19,15 +19,21 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.app import build_app, build_slack_client
 from bot.card_thread import CardThreads
 from bot.config import Settings
+from bot.coordination import Store, coordination_from
 from bot.env_view import EnvironmentView
-from bot.health import Health, SlackHealth, ZuoraHealth
+from bot.health import Health, RedisHealth, SlackHealth, ZuoraHealth
+from bot.home import HomeTab
 from bot.job_cards import JobCards
+from bot.leadership import Leadership
 from bot.listeners.context import ListenerContext
 from bot.metrics import Metrics
 from bot.operations import Operations
 from bot.permissions import Permissions, Profile
+from bot.refresh_form import RefreshForms
 from bot.reminders import Reminders
+from bot.request_gate import SharedReplayWindow
 from bot.server import EVENTS_PATH, HttpServer
+from bot.shared_cards import SharedCards
 from bot.slack_surface import SlackSurface
 from bot.watch import JobWatch
 from bot.zuora.auth import OAuthClientCredentials, TokenObserver
@@ -110,6 +116,17 @@ class Components:
     readiness: Readiness
     health: Health
     watch: JobWatch | None  # only with SANDBOX_WATCH_ENVIRONMENTS and a notification channel
+    store: Store  # what the replicas share: in process, or Redis (SANDBOX_REDIS_URL)
+    leadership: Leadership | None  # with Redis: which replica watches and keeps the cards current
+
+
+# The leader's lease: renewed every third of it, so a dead leader is replaced within about 1⅓ of it; at most
+# MAX_LEASE seconds (the cards other replicas posted wait for the leader's next renewal to be adopted), never
+# more than the watch interval (section 9: a dead leader is replaced within two watch intervals).
+MAX_LEASE = 15.0
+REMINDER_CLAIM_TTL = (
+    45 * 86400.0
+)  # a reminder is claimed for longer than any job is scheduled ahead
 
 
 def build(settings: Settings, *, now: Now = lambda: datetime.now(UTC)) -> Components:
@@ -167,7 +184,20 @@ def build(settings: Settings, *, now: Now = lambda: datetime.now(UTC)) -> Compon
         home_team=home_team,
         access_help=settings.sandbox_access_help,
     )
-    operations = Operations(zuora=zuora, permissions=permissions, aliases=settings.aliases, now=now)
+    # Coordination: in process (one replica), or in Redis (any number with the same settings: section 9).
+    redis_url = settings.sandbox_redis_url
+    store = coordination_from(
+        redis_url.get_secret_value() if redis_url else None, settings.sandbox_redis_prefix
+    )
+    replicas = redis_url is not None
+    leadership: Leadership | None = None  # made once the cards are, below
+
+    def leading() -> bool:
+        return leadership is None or leadership.leading
+
+    operations = Operations(
+        zuora=zuora, permissions=permissions, aliases=settings.aliases, now=now, store=store
+    )
     view = EnvironmentView(zuora)
     surface = SlackSurface(slack, metrics)
     cards = JobCards(
@@ -179,9 +209,44 @@ def build(settings: Settings, *, now: Now = lambda: datetime.now(UTC)) -> Compon
         now=now,
         on_given_up=metrics.deliveries_given_up.inc,
         notify_mention=settings.sandbox_notify_mention,
+        shared=SharedCards(store) if replicas else None,
+        leading=leading,
     )
+    if replicas:
+        # The lease lasts a watch interval, renewed every third of it: a dead leader is replaced within
+        # about one and a third intervals; each renewal, the leader adopts what the others follow.
+        leadership = Leadership(
+            store, ttl=min(settings.sandbox_watch_seconds, MAX_LEASE), while_leading=cards.adopt
+        )
     metrics.count_followed(lambda: len(cards.following))
-    listeners = ListenerContext(operations=operations, cards=cards, slack=surface, metrics=metrics)
+    home = HomeTab(
+        permissions=permissions,
+        view=view,
+        slack=surface,
+        aliases=settings.aliases,
+        max_age=settings.sandbox_poll_seconds,
+        now=now,
+    )
+    forms = RefreshForms(
+        operations=operations,
+        permissions=permissions,
+        view=view,
+        slack=surface,
+        cards=cards,
+        aliases=settings.aliases,
+        notify_channel=settings.sandbox_notify_channel,
+        max_age=settings.sandbox_poll_seconds,
+        now=now,
+    )
+    forms.home = home
+    listeners = ListenerContext(
+        operations=operations,
+        cards=cards,
+        slack=surface,
+        metrics=metrics,
+        home=home,
+        forms=forms,
+    )
     signing = settings.slack_signing_secret
     app = build_app(
         metrics=metrics,
@@ -190,6 +255,7 @@ def build(settings: Settings, *, now: Now = lambda: datetime.now(UTC)) -> Compon
         if settings.socket_mode or signing is None
         else signing.get_secret_value(),
         ctx=listeners,
+        replays=SharedReplayWindow(store) if replicas else None,
     )
     watch = None
     if settings.sandbox_watch_environments and settings.sandbox_notify_channel:
@@ -202,6 +268,7 @@ def build(settings: Settings, *, now: Now = lambda: datetime.now(UTC)) -> Compon
                 mention_ids=settings.sandbox_notify_mention,
                 view=view,
                 metrics=metrics,
+                claim=(lambda key: store.claim(key, REMINDER_CLAIM_TTL)) if replicas else None,
             )
             if settings.sandbox_remind_before
             else None
@@ -214,12 +281,14 @@ def build(settings: Settings, *, now: Now = lambda: datetime.now(UTC)) -> Compon
             aliases=dict(settings.aliases),
             interval=settings.sandbox_watch_seconds,
             reminders=reminders,
+            leading=leading,
         )
     readiness = Readiness()
     health = Health(
         slack=SlackHealth(slack.auth_test),
         zuora=zuora_health,
         serving=lambda: readiness.serving,
+        redis=RedisHealth(store.ping, store.where) if replicas else None,
     )
     server = HttpServer(
         app=None if settings.socket_mode else app,
@@ -243,6 +312,8 @@ def build(settings: Settings, *, now: Now = lambda: datetime.now(UTC)) -> Compon
         readiness=readiness,
         health=health,
         watch=watch,
+        store=store,
+        leadership=leadership,
     )
 
 
@@ -312,6 +383,10 @@ class Runtime:
             await self._socket.connect_async()  # type: ignore[no-untyped-call]
             parts.health.slack.socket_connected = self._socket.client.is_connected
         await parts.health.slack.start()  # the first auth.test, then one every few minutes
+        if parts.health.redis is not None:
+            await parts.health.redis.start()
+        if parts.leadership is not None:
+            await parts.leadership.start()
         if parts.watch is not None:
             parts.watch.start()
         self.ready = True
@@ -334,6 +409,13 @@ class Runtime:
         if parts.watch is not None:
             await parts.watch.stop()
         await parts.cards.close()
+        if parts.leadership is not None:
+            await (
+                parts.leadership.stop()
+            )  # another replica takes over at once, not after the lease expires
+        if parts.health.redis is not None:
+            await parts.health.redis.stop()
+        await parts.store.close()
         await parts.listeners.slack.close()
         await parts.http.aclose()
 

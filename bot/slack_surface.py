@@ -59,6 +59,7 @@ class Shown:
     ts: str | None
     taken: bool
     retry: bool = False
+    channel: str | None = None  # the conversation it is in (a DM's D…, when posted to a user ID)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,8 @@ class Origin:
     message_ts: str | None = None
     is_ephemeral: bool = False
     user_id: str | None = None
+    trigger_id: str | None = None  # to open a modal (good once, for 3 s)
+    home: bool = False  # a click on the user's App Home tab: it is published again after the action
 
 
 class SlackSurface:
@@ -113,7 +116,7 @@ class SlackSurface:
             )
             return Shown(None, taken=False, retry=is_passing(error))
         self._count("chat.postMessage", "ok")
-        return Shown(str(response["ts"]), taken=True)
+        return Shown(str(response["ts"]), taken=True, channel=response.get("channel") or channel)
 
     async def show(
         self,
@@ -162,11 +165,12 @@ class SlackSurface:
             origin.response_url, message, replace_original=replace_original, ephemeral=ephemeral
         ):
             return True
-        self._count("reply_fallback", "used")
-        log.warning(
-            "reply through response_url failed; answering by the Web API",
-            extra={"channel": origin.channel_id, "user": origin.user_id},
-        )
+        if origin.response_url:
+            self._count("reply_fallback", "used")
+            log.warning(
+                "reply through response_url failed; answering by the Web API",
+                extra={"channel": origin.channel_id, "user": origin.user_id},
+            )
         public = origin.channel_id and not ephemeral and not replace_original
         if public and origin.channel_id and (await self.post(origin.channel_id, message)).taken:
             return True
@@ -186,6 +190,59 @@ class SlackSurface:
             extra={"channel": origin.channel_id, "user": origin.user_id, "text": message.text},
         )
         return False
+
+    # -- views: the App Home tab and modals -------------------------------------------------------------------
+
+    async def open_view(self, trigger_id: str, view: Mapping[str, Any]) -> tuple[str, str] | None:
+        """views.open: the modal's (id, hash), or None when Slack refused it (an expired trigger: logged)."""
+        try:
+            response = await self._client.views_open(trigger_id=trigger_id, view=dict(view))
+        except Exception as error:
+            self._count("views.open", "error")
+            log.warning("modal not opened", extra={"error": slack_error(error)})
+            return None
+        self._count("views.open", "ok")
+        opened = response.get("view") or {}
+        return str(opened.get("id", "")), str(opened.get("hash", ""))
+
+    async def update_view(
+        self, view_id: str, view: Mapping[str, Any], *, hash_: str | None = None
+    ) -> bool:
+        """views.update; with `hash_`, only if the user has not moved the view on meanwhile."""
+        try:
+            await self._client.views_update(view_id=view_id, view=dict(view), hash=hash_)
+        except Exception as error:
+            code = slack_error(error)
+            self._count("views.update", "error")
+            log.log(
+                logging.INFO if code == "hash_conflict" else logging.WARNING,
+                "modal not updated",
+                extra={"error": code},
+            )
+            return False
+        self._count("views.update", "ok")
+        return True
+
+    async def publish_home(self, user_id: str, view: Mapping[str, Any]) -> bool:
+        """views.publish of the user's App Home tab."""
+        try:
+            await self._client.views_publish(user_id=user_id, view=dict(view))
+        except Exception as error:
+            self._count("views.publish", "error")
+            log.warning("home tab not published", extra={"error": slack_error(error)})
+            return False
+        self._count("views.publish", "ok")
+        return True
+
+    async def time_zone(self, user_id: str) -> str | None:
+        """The user's time zone (an IANA name) from users.info, or None when Slack does not say."""
+        try:
+            response = await self._client.users_info(user=user_id)
+        except Exception as error:
+            log.info("users.info failed", extra={"error": slack_error(error)})
+            return None
+        tz = (response.get("user") or {}).get("tz")
+        return str(tz) if tz else None
 
     def _count(self, method: str, outcome: str) -> None:
         if self._metrics is not None:

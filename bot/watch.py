@@ -63,6 +63,8 @@ class JobWatch:
         max_backoff: float | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         reminders: Reminders | None = None,
+        leading: Callable[[], bool] = lambda: True,
+        standby_pause: float | None = None,
     ) -> None:
         """`targets` are aliases, environment IDs or "all", as in SANDBOX_WATCH_ENVIRONMENTS; `reminders`:
         None when SANDBOX_REMIND_BEFORE is empty."""
@@ -76,6 +78,10 @@ class JobWatch:
         self._max_backoff = max_backoff if max_backoff is not None else max(interval * 10, 600.0)
         self._sleep = sleep
         self._reminders = reminders
+        # Only the leader watches (and reminds); the others look again every `standby_pause` seconds, so a
+        # replica taking over watches within that time of becoming the leader.
+        self._leading = leading
+        self._standby_pause = standby_pause if standby_pause is not None else interval / 3
         # Jobs that had ended when the watch first saw their environment: history, never announced.
         self._ignored: set[tuple[str, str]] = set()
         self._seen_environments: set[str] = set()  # environments listed successfully at least once
@@ -93,6 +99,9 @@ class JobWatch:
     async def _run(self) -> None:
         failures = 0
         while True:
+            if not self._leading():
+                await self._sleep(self._standby_pause)
+                continue
             try:
                 ok = await self.round()
             except asyncio.CancelledError:

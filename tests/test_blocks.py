@@ -280,8 +280,8 @@ def usage_answer(text: str, now: datetime | None = None) -> str:
             ":information_source: Missing &lt;job&gt;.\nUsage: `/sandbox cancel &lt;env&gt; &lt;job&gt;`",
         ),
         (
-            "refresh",
-            ":information_source: Missing &lt;env&gt;.\n"
+            "refresh staging at",
+            ":information_source: Missing &lt;time&gt; after `at`.\n"
             "Usage: `/sandbox refresh &lt;env&gt; [at &lt;time&gt;]`",
         ),
         (
@@ -306,7 +306,6 @@ def test_a_usage_error_says_each_thing_once(typed: str, expected: str) -> None:
         "status staging",
         "cancel",
         "envs staging",
-        "refresh",
         "refresh staging tomorrow",
         "refresh staging at",
         "refresh staging at 2031-01-01T00:00Z x",

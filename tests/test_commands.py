@@ -27,6 +27,7 @@ from bot.commands import (
     Help,
     Jobs,
     Refresh,
+    RefreshForm,
     Status,
     UsageError,
     decode_job_value,
@@ -264,7 +265,6 @@ def test_invalid_id_message_says_what_is_wrong() -> None:
         ("status staging", ARG_JOB, "status"),
         ("cancel", ARG_ENV, "cancel"),
         ("cancel staging", ARG_JOB, "cancel"),
-        ("refresh", ARG_ENV, "refresh"),
         ("refresh staging at", ARG_TIME, "refresh"),
     ],
 )
@@ -299,7 +299,6 @@ def test_extra_arguments(text: str, extra: str, sub: str) -> None:
     [
         ("jobs", "Missing &lt;env&gt;."),
         ("cancel staging", "Missing &lt;job&gt;."),
-        ("refresh", "Missing &lt;env&gt;."),
         ("refresh staging at", "Missing &lt;time&gt; after `at`."),
         (
             "refresh staging soon",
@@ -731,3 +730,8 @@ def test_decode_refresh_value_accepts_only_what_encode_produces(value: str) -> N
         return
     assert ID_PATTERN.fullmatch(env)
     assert json.loads(value) == json.loads(encode_refresh_value(env, at))
+
+
+def test_refresh_alone_opens_the_form() -> None:
+    assert isinstance(parse("refresh", ALIASES), RefreshForm)
+    assert isinstance(parse("  REFRESH  ", ALIASES), RefreshForm)

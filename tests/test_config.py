@@ -652,6 +652,8 @@ def test_bad_remind_before_is_named(monkeypatch: pytest.MonkeyPatch, text: str) 
         ("SANDBOX_REDIS_URL", "http://redis:6379"),
         ("SANDBOX_REDIS_URL", "redis://:6379"),
         ("SANDBOX_REDIS_URL", "redis://redis:notaport"),
+        ("SANDBOX_REDIS_URL", "redis://redis:6379/zero"),
+        ("SANDBOX_REDIS_URL", "redis://:secret-pw@redis:0"),
         ("SANDBOX_REDIS_PREFIX", "has space"),
     ],
 )

@@ -230,6 +230,8 @@ async def test_an_older_view_never_takes_a_card_back(
     await rounds(slack, bot, 1)
     before = zuora.job(ENV_STAGING, JOB_CANCELLABLE)
     await slack.send_command(bot.events_url, f"cancel staging {JOB_CANCELLABLE}", ALLOWED, CHANNEL)
+    # The clock moves once Zuora has the cancel (the work after the ack may wait for other acks first).
+    await slack.wait_for(lambda: zuora_calls(zuora, "performActionOfJob"))
     clock.advance(120)
     await slack.wait_for(lambda: "CANCELLED" in text_of(cards(slack, JOB_CANCELLABLE)[0]))
     from bot.zuora.models import Job

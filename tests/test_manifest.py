@@ -42,7 +42,9 @@ def test_scopes_cover_every_web_api_method_the_bot_calls() -> None:
     scopes = set(load()["oauth_config"]["scopes"]["bot"])
     # chat.postMessage/chat.update: chat:write; posting where not a member: chat:write.public;
     # usergroups.users.list: usergroups:read; the slash command: commands; the watch reads its notification
-    # cards back after a restart with conversations.history: channels:history and groups:history.
+    # cards back after a restart with conversations.history: channels:history and groups:history; users.info
+    # (SANDBOX_VIEWER_USERS=*, the form's time zone): users:read. views.publish/open/update need no scope, and a
+    # direct message to a user ID is the app's own conversation (chat:write).
     assert scopes == {
         "commands",
         "chat:write",
@@ -50,12 +52,19 @@ def test_scopes_cover_every_web_api_method_the_bot_calls() -> None:
         "usergroups:read",
         "channels:history",
         "groups:history",
+        "users:read",
     }
 
 
-def test_socket_mode_flag_and_bot_user() -> None:
+def test_the_home_tab_its_event_and_the_shortcut_are_the_ones_the_bot_handles() -> None:
+    from bot.view_blocks import SHORTCUT_CALLBACK
+
     data = load()
-    # HTTP mode by default: the request URLs are the way in; Socket Mode is the operator's switch.
-    assert data["settings"]["socket_mode_enabled"] is False
-    assert data["features"]["bot_user"]["display_name"]
-    assert data["_metadata"]["major_version"] == 1
+    assert data["features"]["app_home"]["home_tab_enabled"] is True
+    events = data["settings"]["event_subscriptions"]
+    assert events["bot_events"] == ["app_home_opened"]
+    assert events["request_url"].endswith(EVENTS_PATH)
+    (shortcut,) = data["features"]["shortcuts"]
+    assert shortcut["type"] == "global" and shortcut["callback_id"] == SHORTCUT_CALLBACK
+    assert shortcut["name"] == "Refresh a sandbox"
+    assert len(shortcut["description"]) <= 150

@@ -53,6 +53,8 @@ def register(app: AsyncApp, ctx: ListenerContext) -> None:
                     message_ts,
                     bool((body.get("container") or {}).get("is_ephemeral")),
                     user_id,
+                    trigger_id=body.get("trigger_id"),
+                    home=(body.get("view") or {}).get("type") == "home",
                 ),
             )
 

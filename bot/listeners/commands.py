@@ -29,6 +29,9 @@ def register(app: AsyncApp, ctx: ListenerContext) -> None:
             metric_name(text),
             lambda: ctx.operations.command(user_id, text),
             origin=Origin(
-                command.get("channel_id"), command.get("response_url"), user_id=user_id or None
+                command.get("channel_id"),
+                command.get("response_url"),
+                user_id=user_id or None,
+                trigger_id=command.get("trigger_id"),
             ),
         )

@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot import blocks
+from bot.home import HomeTab
 from bot.job_cards import JobCards
 from bot.listeners.deliver import deliver
 from bot.metrics import Metrics
 from bot.operations import Operations
 from bot.outcomes import Outcome, metric_of
+from bot.refresh_form import RefreshForms
 from bot.slack_surface import Origin, SlackSurface
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,8 @@ class ListenerContext:
     cards: JobCards
     slack: SlackSurface
     metrics: Metrics
+    home: HomeTab | None = None
+    forms: RefreshForms | None = None
     # The tasks delivering a reply right now, so that a shutdown can let them finish.
     in_flight: set[asyncio.Task[Any]] = field(default_factory=set)
 
@@ -47,7 +51,14 @@ class ListenerContext:
         try:
             outcome = await work()
             metric = metric_of(outcome)
-            await deliver(outcome, origin=origin, slack=self.slack, cards=self.cards)
+            await deliver(
+                outcome,
+                origin=origin,
+                slack=self.slack,
+                cards=self.cards,
+                forms=self.forms,
+                home=self.home,
+            )
         except Exception:
             incident = uuid.uuid4().hex[:10]
             log.exception("handling failed", extra={"command": name, "incident": incident})
