@@ -67,3 +67,12 @@ def handled(bot: Runtime, command: str) -> float:
 async def until_handled(slack: SlackEmulator, bot: Runtime, command: str, count: int = 1) -> None:
     """Wait until the bot has finished `count` requests for `command`: then what did not happen, did not."""
     await slack.wait_for(lambda: handled(bot, command) >= count)
+
+
+async def watch_rounds(slack: SlackEmulator, bot: Runtime, count: int) -> None:
+    """Wait until `count` more watch rounds have run (each counts once: done or failed): what they would have
+    posted, they have."""
+    watch = bot.watch
+    assert watch is not None
+    target = watch.rounds + watch.failed_rounds + count
+    await slack.wait_for(lambda: watch.rounds + watch.failed_rounds >= target)

@@ -20,6 +20,7 @@ from bot.sim.zuora_seed import ENV_QA, ENV_STAGING, ENV_UAT, JOB_CANCELLABLE, JO
 from tests.blockkit import assert_valid_blocks
 from tests.conftest import ALLOWED, CHANNEL, GROUP, NOTIFY, STRANGER, StartBot
 from tests.e2e import action_values, reply_to, text_of, until_handled, zuora_calls
+from tests.e2e import watch_rounds as rounds
 
 pytestmark = pytest.mark.usefixtures("no_secrets_logged")
 
@@ -38,14 +39,6 @@ async def watching(start_bot: StartBot, **overrides: Any) -> Runtime:
     }
     settings.update(overrides)
     return await start_bot(**settings)
-
-
-async def rounds(slack: SlackEmulator, bot: Runtime, count: int) -> None:
-    """Wait until `count` more watch rounds have run: what they would have posted, they have."""
-    watch = bot.watch
-    assert watch is not None
-    target = watch.rounds + watch.failed_rounds + count
-    await slack.wait_for(lambda: watch.rounds + watch.failed_rounds >= target)
 
 
 def payload(message: Any) -> dict[str, Any]:

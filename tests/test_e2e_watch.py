@@ -23,6 +23,7 @@ from bot.sim.zuora_seed import (
 from tests.blockkit import assert_valid_blocks
 from tests.conftest import ALLOWED, CHANNEL, NOTIFY, STRANGER, StartBot
 from tests.e2e import action_values, reply_to, text_of, zuora_calls
+from tests.e2e import watch_rounds as rounds
 
 pytestmark = pytest.mark.usefixtures("no_secrets_logged")
 
@@ -61,14 +62,6 @@ async def watching(start_bot: StartBot, **overrides: Any) -> Runtime:
     }
     settings.update(overrides)
     return await start_bot(**settings)
-
-
-async def rounds(slack: SlackEmulator, bot: Runtime, count: int) -> None:
-    """Wait until `count` more watch rounds have run (each counts once: done or failed)."""
-    watch = bot.watch
-    assert watch is not None
-    target = watch.rounds + watch.failed_rounds + count
-    await slack.wait_for(lambda: watch.rounds + watch.failed_rounds >= target)
 
 
 async def test_first_round_announces_only_jobs_that_are_not_terminal(
