@@ -296,6 +296,7 @@ def build(settings: Settings, *, now: Now = lambda: datetime.now(UTC)) -> Compon
         metrics=metrics,
         ready=lambda: readiness.serving,
         health=health,
+        acks=listeners.acks,
     )
     return Components(
         settings=settings,

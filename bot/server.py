@@ -19,6 +19,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.health import Health
+from bot.listeners.context import AcksFirst
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.request_gate import MAX_BODY, inspect
 
@@ -36,8 +37,10 @@ class HttpServer:
         metrics: Metrics,
         ready: Callable[[], bool],
         health: Health,
+        acks: AcksFirst | None = None,
     ) -> None:
-        """`app` None: no `/slack/events` (Socket Mode). `ready` says whether the bot serves yet."""
+        """`app` None: no `/slack/events` (Socket Mode). `ready` says whether the bot serves yet. `acks` is told
+        when a request arrives and when its ack has been sent, so the work after acks waits for them."""
         if app is not None and not signing_secret:
             raise ValueError(
                 "HTTP mode needs SLACK_SIGNING_SECRET"
@@ -47,6 +50,7 @@ class HttpServer:
         self._metrics = metrics
         self._ready = ready
         self._health = health
+        self._acks = acks or AcksFirst()
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -68,13 +72,18 @@ class HttpServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        self._acks.close()
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
         arrived = time.perf_counter()
-        response, dispatched = await self._answer(request)
-        # Sent here rather than by aiohttp after the return: the ack is timed to its last byte written.
-        await response.prepare(request)
-        await response.write_eof()
+        self._acks.arrived()
+        try:
+            response, dispatched = await self._answer(request)
+            # Sent here rather than by aiohttp after the return: the ack is timed to its last byte written.
+            await response.prepare(request)
+            await response.write_eof()
+        finally:
+            self._acks.acked()
         if dispatched:
             self._metrics.observe_ack(time.perf_counter() - arrived)
         return response

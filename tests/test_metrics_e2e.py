@@ -3,6 +3,8 @@ performance issue lists is there, and the ones a cancel touches moved."""
 
 from __future__ import annotations
 
+import gc
+
 import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -93,6 +95,10 @@ async def test_metrics_after_a_cancel(
     assert value(after, "sandbox_ack_seconds_count") == 1
     assert value(after, "sandbox_acks_over_1s_total") == 0
     assert value(after, "sandbox_deliveries_given_up_total") == 0
+
+    # The garbage collector, paused while the request waited for its ack, runs again.
+    await slack.wait_for(lambda: not bot.components.listeners.acks.collector_paused)
+    assert gc.isenabled()
 
     # Once the job has ended nothing is followed, and the gauge says so.
     clock.advance(120)  # CANCELLING -> CANCELLED
