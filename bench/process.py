@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import (
     ACK_BUDGET,
@@ -159,10 +160,28 @@ class Cards:
         return self.count
 
 
+async def bot_metrics(url: str) -> dict[str, float]:
+    """What the bot's `/metrics` says: commands handled (their records written too), acks timed, acks over 1 s."""
+    async with aiohttp.ClientSession() as session, session.get(url + "/metrics") as answer:
+        text = await answer.text()
+    wanted = {
+        "sandbox_commands_total": "handled",
+        "sandbox_ack_seconds_count": "acks",
+        "sandbox_acks_over_1s_total": "acks_over_1s",
+    }
+    found = dict.fromkeys(wanted.values(), 0.0)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in wanted:
+                found[wanted[sample.name]] += sample.value
+    return found
+
+
 async def one_burst(
     slack: SlackEmulator, url: str, texts: Sequence[str], *, results: bool
 ) -> dict[str, Any]:
     cards = Cards(slack)
+    handled = (await bot_metrics(url))["handled"] if results else 0.0
     started = time.perf_counter()
     deliveries = await asyncio.gather(
         *(slack.send_command(url + "/slack/events", t, USER, CHANNEL, timeout=None) for t in texts)
@@ -173,6 +192,13 @@ async def one_burst(
         if not await wait_until(lambda: cards.update() >= len(texts), 120.0):
             raise RuntimeError(f"only {cards.count} of {len(texts)} results were delivered")
         delivered = time.perf_counter() - started
+        # The next round starts once the bot has finished this one (the notification cards and audit lines
+        # after the last card), so that no round's acks compete with the work of the round before.
+        deadline = time.perf_counter() + 60.0
+        while (await bot_metrics(url))["handled"] < handled + len(texts):
+            if time.perf_counter() > deadline:
+                raise RuntimeError("the bot did not finish the round's commands")
+            await asyncio.sleep(0.02)
     return {
         "p50": percentile(acks, 50),
         "p95": percentile(acks, 95),
@@ -297,6 +323,7 @@ async def bursts(config: ProcessConfig) -> dict[str, Any]:
             "zuora_requests": stats["by_operation"],
             "token_requests": stats["token_requests"],
             "zuora_connections": stats["connections"],
+            "bot_metrics": await bot_metrics(bot.url),
             "slack_calls": dict(sorted(calls.items())),
         }
         result["exit_codes"] = {p.name: await p.stop() for p in processes}

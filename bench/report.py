@@ -60,6 +60,9 @@ def _process_rows(result: dict[str, Any]) -> list[Row]:
                   f"{result['token_requests']} / {result['zuora_connections']}", f"pool {c['pool']}", ""))  # fmt: skip
     calls = ", ".join(f"{k} {v}" for k, v in result["slack_calls"].items())
     table.append(("process", "Slack Web API calls", calls, "", ""))
+    own = result["bot_metrics"]
+    table.append(("process", "acks the bot timed (its /metrics) / over 1 s",
+                  f"{own['acks']:.0f} / {own['acks_over_1s']:.0f}", "", ""))  # fmt: skip
     polling = result["polling"]
     table.append(("polling", f"Zuora calls per environment per hour ({polling['environments']} watched, each "
                   "with a followed job, every 1 s)", f"{polling['calls_per_environment_per_hour']:.0f}",

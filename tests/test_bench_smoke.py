@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from bench import ack, memory, zuora_client
+from bench import ack, compare, memory, process, zuora_client
 from bench.__main__ import main
 from bench.common import ACK_BUDGET, percentile, summarize
 from bench.report import format_table, problems, rows
@@ -138,6 +138,9 @@ def test_the_process_benchmark_measures_both_sides_and_minimal_slack_calls(
             assert burst[side]["not_200"] == 0
             assert burst[side]["p50"]["median"] <= burst[side]["p99"]["median"]
     assert result["token_requests"] == 1  # however many commands ran at once
+    # The bot's own /metrics timed every ack it sent (the bare app's are not its).
+    sent = sum(process.QUICK.sizes) * process.QUICK.rounds
+    assert result["bot_metrics"]["acks"] == result["bot_metrics"]["handled"] == sent
     assert 0 < result["zuora_connections"] <= result["config"]["pool"]
     assert result["exit_codes"] == {"bot": 0, "bare": 0}
     assert result["peak_rss"]["bot"] > 0 and result["startup"]["bot"] > 0
@@ -176,3 +179,16 @@ def test_percentile_is_nearest_rank() -> None:
     }
     with pytest.raises(ValueError, match="no samples"):
         percentile([], 50)
+
+
+def test_compare_runs_bots_from_source_trees_side_by_side(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`python -m bench.compare` with this checkout as the one tree: one short round, a summary line each."""
+    here = str(Path(__file__).resolve().parent.parent)
+    assert compare.main(["--rounds", "1", "--sizes", "4", "--latency", "0.2", f"this={here}"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("4 at once, 1 rounds: bare p99")
+    assert lines[1].startswith("  this: p99") and "x bare" in lines[1] and "bound 1.2 s" in lines[1]
+    with pytest.raises(SystemExit):
+        compare.main(["bare=" + here])  # the baseline's name is taken
