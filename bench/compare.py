@@ -67,14 +67,19 @@ async def compare(
             await _spawn_from(HERE, BARE, ["-m", "bench.bare_app", "--port", str(port)], env, port)
         )
         results: dict[str, Any] = {}
+        sent: dict[str, int] = dict.fromkeys(trees, 0)  # commands sent to each bot so far
         for size in sizes:
             by_side: dict[str, list[dict[str, Any]]] = {side.name: [] for side in sides}
             for number in range(rounds):
                 turn = number % len(sides)
                 for side in sides[turn:] + sides[:turn]:
                     texts = [f"cancel {env_id} {job}" for env_id, job in await zuora.seed(size)]
+                    handled = None
+                    if side.name != BARE:
+                        sent[side.name] += len(texts)
+                        handled = sent[side.name]
                     by_side[side.name].append(
-                        await one_burst(slack, side.url, texts, results=side.name != BARE)
+                        await one_burst(slack, side.url, texts, handled=handled)
                     )
                 print(
                     f"{size} round {number}: "
