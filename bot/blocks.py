@@ -44,6 +44,7 @@ from bot.zuora.errors import (
     zuora_did_not_act,
 )
 from bot.zuora.models import (
+    RUNNING_STATUSES,
     EnvironmentType,
     Job,
     JobStatus,
@@ -97,22 +98,10 @@ _STATUS_EMOJI: Mapping[str, str] = {
 }
 _RUNNING_EMOJI = ":arrows_counterclockwise:"
 _UNKNOWN_EMOJI = ":grey_question:"
-_RUNNING = frozenset(
-    {
-        JobStatus.INITIATED,
-        JobStatus.PROVISIONING,
-        JobStatus.DEPROVISIONING,
-        JobStatus.EXPORTING,
-        JobStatus.SCRUBBING,
-        JobStatus.RESETTING,
-        JobStatus.IMPORTING,
-        JobStatus.FINALIZING,
-    }
-)
 
 
 def status_emoji(status: str | None) -> str:
-    if status in _RUNNING:
+    if status in RUNNING_STATUSES:
         return _RUNNING_EMOJI
     return _STATUS_EMOJI.get(status or "", _UNKNOWN_EMOJI)
 

@@ -44,7 +44,7 @@ from bot.env_view import EnvironmentView
 from bot.metrics import Metrics
 from bot.notification_channel import CardRef, Key
 from bot.zuora.errors import ZuoraError
-from bot.zuora.models import Job, JobStatus
+from bot.zuora.models import RUNNING_STATUSES, Job, JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -53,19 +53,7 @@ EVENT_TYPE = "sandbox_reminder"
 MAX_JOBS = 1000
 NAMES_MAX_AGE = 3600.0  # environment names change rarely: one listing an hour at most
 # A job has started once it is past waiting for its time (a cancelled or cancelling job has not).
-STARTED = frozenset(
-    {
-        JobStatus.QUEUED,
-        JobStatus.INITIATED,
-        JobStatus.PROVISIONING,
-        JobStatus.DEPROVISIONING,
-        JobStatus.EXPORTING,
-        JobStatus.SCRUBBING,
-        JobStatus.RESETTING,
-        JobStatus.IMPORTING,
-        JobStatus.FINALIZING,
-    }
-)
+STARTED = RUNNING_STATUSES | {JobStatus.QUEUED}
 
 
 def due_leads(

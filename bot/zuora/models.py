@@ -81,6 +81,20 @@ CANCELLABLE_STATUSES: frozenset[str] = frozenset(
     }
 )
 
+# The stages of a job that is running: past waiting in the queue or for its scheduled time, not yet ended.
+RUNNING_STATUSES: frozenset[str] = frozenset(
+    {
+        JobStatus.INITIATED,
+        JobStatus.PROVISIONING,
+        JobStatus.DEPROVISIONING,
+        JobStatus.EXPORTING,
+        JobStatus.SCRUBBING,
+        JobStatus.RESETTING,
+        JobStatus.IMPORTING,
+        JobStatus.FINALIZING,
+    }
+)
+
 
 def is_terminal(status: str | None) -> bool:
     return status in TERMINAL_STATUSES
