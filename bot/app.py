@@ -9,6 +9,9 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.authorization.async_authorize import AsyncAuthorize
+from slack_bolt.middleware.async_middleware import AsyncMiddleware
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -42,26 +45,52 @@ class _WithoutTokenNotice(logging.Filter):
         return "will be ignored" not in record.getMessage()
 
 
-def _authorize_once(client: AsyncWebClient) -> Callable[..., Awaitable[AuthorizeResult]]:
+class _OneIdentity(AsyncAuthorize):
     """The bot's one identity, from one `auth.test` for the life of the process. Bolt's default for a single
     workspace calls auth.test for every request that arrives before the first call has answered: a burst of
-    100 commands at start made 100 calls, and every ack waited for one."""
-    known: list[AuthorizeResult] = []
-    lock = asyncio.Lock()
+    100 commands at start made 100 calls, and every ack waited for one. A subclass of Bolt's `AsyncAuthorize`
+    rather than a function: Bolt calls it as it is, without building the arguments of a function for it on
+    every request."""
 
-    async def authorize() -> AuthorizeResult:
-        if not known:
-            async with lock:
-                if not known:
-                    response = await client.auth_test()
-                    known.append(
-                        AuthorizeResult.from_auth_test_response(
-                            auth_test_response=response, bot_token=client.token
-                        )
+    def __init__(self, client: AsyncWebClient) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._client = client
+        self._known: AuthorizeResult | None = None
+        self._lock = asyncio.Lock()
+
+    async def __call__(self, **_: Any) -> AuthorizeResult:
+        if self._known is None:
+            async with self._lock:
+                if self._known is None:
+                    response = await self._client.auth_test()
+                    self._known = AuthorizeResult.from_auth_test_response(
+                        auth_test_response=response, bot_token=self._client.token
                     )
-        return known[0]
+        return self._known
 
-    return authorize
+
+class _OnceOnly(AsyncMiddleware):
+    """A request Slack delivers again (its retries, a replay inside the signing window) is answered 200 and not
+    acted on: in HTTP mode and Socket Mode alike. A middleware class, so that Bolt runs it without building
+    a listener's arguments for it on every request."""
+
+    def __init__(self, window: ReplayWindow, metrics: Metrics) -> None:
+        self._window = window
+        self._metrics = metrics
+
+    async def async_process(
+        self,
+        *,
+        req: AsyncBoltRequest,
+        resp: BoltResponse,
+        next: Callable[[], Awaitable[BoltResponse]],  # Bolt's name for it
+    ) -> BoltResponse:
+        # HTTP mode: the raw body, as signed; Socket Mode has none (raw_body ""), only the parsed payload.
+        if await self._window.first_time(req.raw_body or req.body):
+            return await next()
+        log.info("duplicate delivery ignored", extra={"type": req.body.get("type") or "command"})
+        self._metrics.duplicate_deliveries.inc()
+        return BoltResponse(status=200, body="")
 
 
 def build_app(
@@ -81,7 +110,7 @@ def build_app(
     )  # the token is the client's, on purpose: Bolt's notice would only confuse
     app = AsyncApp(
         client=client,
-        authorize=_authorize_once(client),
+        authorize=_OneIdentity(client),
         signing_secret=signing_secret,
         request_verification_enabled=signing_secret is not None,
         process_before_response=False,
@@ -90,18 +119,7 @@ def build_app(
     )
     bolt_log.removeFilter(quiet)
 
-    @app.middleware
-    async def once(
-        body: dict[str, Any], next: Callable[[], Awaitable[None]]
-    ) -> BoltResponse | None:
-        """A request Slack delivers again (its retries, a replay inside the signing window) is answered 200
-        and not acted on: in HTTP mode and Socket Mode alike."""
-        if await window.first_time(body):
-            await next()
-            return None
-        log.info("duplicate delivery ignored", extra={"type": body.get("type") or "command"})
-        metrics.duplicate_deliveries.inc()
-        return BoltResponse(status=200, body="")
+    app.use(_OnceOnly(window, metrics))
 
     commands.register(app, ctx)
     actions.register(app, ctx)
