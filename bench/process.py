@@ -300,7 +300,7 @@ async def bursts(config: ProcessConfig) -> dict[str, Any]:
                     handled = sent_to_bot if side is bot else None
                     result = await one_burst(slack, side.url, texts, handled=handled)
                     sides[side.name].append(result)
-            summary = {
+            summary: dict[str, Any] = {
                 name: {key: spread(rounds, key) for key in ("p50", "p95", "p99", "delivered")}
                 | {
                     "over_1s": sum(r["over_1s"] for r in rounds),

@@ -227,6 +227,19 @@ def format_table(table: list[Row]) -> str:
     return "\n".join(line.rstrip() for line in out)
 
 
+def format_markdown(table: list[Row], met: list[tuple[str, str, bool]]) -> str:
+    """The same table, and the goals, as Markdown (for README.md and docs/performance.md to quote)."""
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+    out = [line(HEADER), line(tuple("---" for _ in HEADER)), *(line(row) for row in table)]
+    if met:
+        out += ["", "| goal | measured | held |", "| --- | --- | --- |"]
+        out += [line((goal, measured, "met" if held else "missed")) for goal, measured, held in met]
+    return "\n".join(out) + "\n"
+
+
 def problems(results: dict[str, Any]) -> list[str]:
     """What went wrong in behaviour: unanswered requests, work not done, state left behind."""
     found: list[str] = []

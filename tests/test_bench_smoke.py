@@ -24,9 +24,13 @@ BENCHMARKS = {"ack_latency", "zuora_client", "memory", "process"}
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict[str, Any], str]:
+def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("bench") / "nested" / "latest.json"
+
+
+@pytest.fixture(scope="module")
+def run(out: Path) -> tuple[int, dict[str, Any], str]:
     """One quick run of every benchmark through the command line entry point."""
-    out = tmp_path_factory.mktemp("bench") / "nested" / "latest.json"
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(io.StringIO()):
         status = main(["--quick", "--all", "--out", str(out)])
@@ -47,6 +51,22 @@ def test_every_benchmark_runs_and_the_run_is_clean(run: tuple[int, dict[str, Any
     assert document["meta"]["quick"] is True
     assert "ratio" in printed.splitlines()[0]
     assert "tracemalloc peak" in printed and "p95 ack" in printed
+
+
+def test_the_run_is_also_written_as_a_markdown_table(
+    run: tuple[int, dict[str, Any], str], out: Path
+) -> None:
+    markdown = out.with_suffix(".md").read_text().splitlines()
+    assert markdown[0] == "| benchmark | measure | bot side | baseline | ratio |"
+    assert markdown[1] == "| --- | --- | --- | --- | --- |"
+    table = [line for line in markdown if line.startswith("| process x8x1 | p99 ack")]
+    assert len(table) == 1 and table[0].count("|") == 6
+    goals = {
+        line.split(" | ")[0].lstrip("| ")
+        for line in markdown
+        if line.endswith(("met |", "missed |"))
+    }
+    assert "ack p99 <= 1.2 x bare at 8" in goals and "1 token request" in goals
 
 
 def test_ack_bench_every_request_acked_and_handled(results: dict[str, Any]) -> None:

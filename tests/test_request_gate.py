@@ -80,5 +80,7 @@ def test_a_payload_that_is_not_an_object_or_nests_too_deep_is_refused() -> None:
 def test_the_digest_of_a_raw_body_is_of_its_bytes_and_of_a_payload_is_canonical() -> None:
     assert digest_of("a=1&b=2") == hashlib.sha256(b"a=1&b=2").hexdigest()
     assert digest_of("a=1&b=2") != digest_of("b=2&a=1")  # raw bodies: as signed, byte for byte
-    assert digest_of({"a": 1, "b": [2]}) == digest_of({"b": [2], "a": 1})  # Socket Mode: key order aside
+    assert digest_of({"a": 1, "b": [2]}) == digest_of(
+        {"b": [2], "a": 1}
+    )  # Socket Mode: key order aside
     assert digest_of({"a": 1}) != digest_of({"a": 2})
