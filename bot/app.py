@@ -13,12 +13,14 @@ from slack_bolt.authorization.async_authorize import AsyncAuthorize
 from slack_bolt.middleware.async_middleware import AsyncMiddleware
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import blocks
 from bot.listeners import actions, commands, views
 from bot.listeners.context import ListenerContext
 from bot.metrics import Metrics
@@ -58,11 +60,20 @@ class _OneIdentity(AsyncAuthorize):
         self._known: AuthorizeResult | None = None
         self._lock = asyncio.Lock()
 
-    async def __call__(self, **_: Any) -> AuthorizeResult:
+    async def __call__(self, **_: Any) -> AuthorizeResult | None:
+        """None while Slack rejects the bot token: Bolt then tells the user (`blocks.SLACK_REJECTS_THE_BOT`)
+        and the request goes no further."""
         if self._known is None:
             async with self._lock:
                 if self._known is None:
-                    response = await self._client.auth_test()
+                    try:
+                        response = await self._client.auth_test()
+                    except SlackApiError as error:
+                        log.error(
+                            "Slack rejects the bot token; the request is refused",
+                            extra={"error": error.response.get("error")},
+                        )
+                        return None
                     self._known = AuthorizeResult.from_auth_test_response(
                         auth_test_response=response, bot_token=self._client.token
                     )
@@ -110,12 +121,14 @@ def build_app(
     )  # the token is the client's, on purpose: Bolt's notice would only confuse
     app = AsyncApp(
         client=client,
-        authorize=_OneIdentity(client),
+        # Bolt takes AsyncAuthorize instances as they are; its hint names only functions never returning None.
+        authorize=_OneIdentity(client),  # type: ignore[arg-type]
         signing_secret=signing_secret,
         request_verification_enabled=signing_secret is not None,
         process_before_response=False,
         raise_error_for_unhandled_request=False,
         logger=bolt_log,
+        user_facing_authorize_error_message=blocks.SLACK_REJECTS_THE_BOT,
     )
     bolt_log.removeFilter(quiet)
 

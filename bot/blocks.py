@@ -57,6 +57,12 @@ from bot.zuora.models import (
 Block = dict[str, Any]
 
 PERMISSION = "Refresh Central Sandbox"
+# What a user is told while Slack rejects the bot's own token (revoked, or the app uninstalled): nothing can be
+# done, and nothing was sent to Zuora.
+SLACK_REJECTS_THE_BOT = (
+    ":warning: sandbox-bot cannot act right now: Slack rejects its bot token (revoked, or the app was "
+    "uninstalled). Nothing was sent to Zuora. Ask whoever runs sandbox-bot to check `SLACK_BOT_TOKEN`."
+)
 
 # Slack's limits on what a message may hold, in one place: the builders below clip to them.
 MAX_BLOCKS = 50

@@ -18,7 +18,7 @@ from bot.sim.slack_state import Message
 from bot.sim.zuora import ZuoraSimulator
 from bot.sim.zuora_seed import ENV_STAGING, JOB_CANCELLABLE
 from bot.zuora.models import Job
-from tests.conftest import APP_TOKEN, CHANNEL, GROUP_MEMBER, STRANGER, StartBot
+from tests.conftest import ALLOWED, APP_TOKEN, CHANNEL, GROUP_MEMBER, STRANGER, StartBot
 from tests.e2e import api_calls, reply_to, until_handled
 
 pytestmark = pytest.mark.usefixtures("no_secrets_logged")
@@ -146,4 +146,26 @@ async def test_a_refusal_names_whom_to_ask_as_the_operator_set_it(
     # The operator's sentence, escaped.
     assert "Ask in #platform-help for &lt;!here&gt; access." in shown
     assert "SANDBOX_" not in shown
+    assert api_calls(zuora) == []
+
+
+@pytest.mark.parametrize("mode", ["http", "socket"])
+async def test_while_slack_rejects_the_bot_token_a_command_is_answered_and_never_reaches_zuora(
+    start_bot: StartBot, slack: SlackEmulator, zuora: ZuoraSimulator, mode: str
+) -> None:
+    overrides: dict[str, Any] = {"slack_bot_token": "xoxb-not-known-to-this-workspace"}
+    if mode == "socket":
+        overrides |= {"slack_app_token": APP_TOKEN, "slack_signing_secret": None}
+    bot = await start_bot(**overrides)
+    if mode == "socket":
+        await slack.wait_for_socket()
+    text = TYPED["cancel"]
+    if mode == "socket":
+        await slack.socket_send_command(text, ALLOWED, CHANNEL)
+    else:
+        delivery = await slack.send_command(bot.events_url, text, ALLOWED, CHANNEL)
+        assert delivery.status == 200
+    told = await reply_to(slack, CHANNEL, ALLOWED, "Slack rejects its bot token")
+    assert told.ephemeral_for == ALLOWED
+    assert "Nothing was sent to Zuora" in told.text
     assert api_calls(zuora) == []
