@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -47,30 +48,47 @@ class _WithoutTokenNotice(logging.Filter):
         return "will be ignored" not in record.getMessage()
 
 
-class _OneIdentity(AsyncAuthorize):
+# After Slack has refused to say who the bot is, requests are refused without asking again for this long: a
+# burst of commands while the token is revoked does not queue behind one auth.test after another.
+IDENTITY_RETRY_SECONDS = 5.0
+
+
+class OneIdentity(AsyncAuthorize):
     """The bot's one identity, from one `auth.test` for the life of the process. Bolt's default for a single
     workspace calls auth.test for every request that arrives before the first call has answered: a burst of
     100 commands at start made 100 calls, and every ack waited for one. A subclass of Bolt's `AsyncAuthorize`
     rather than a function: Bolt calls it as it is, without building the arguments of a function for it on
     every request."""
 
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        *,
+        retry_after: float = IDENTITY_RETRY_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self._client = client
+        self._retry_after = retry_after
+        self._clock = clock
         self._known: AuthorizeResult | None = None
+        self._failed_at: float | None = None
         self._lock = asyncio.Lock()
 
     async def __call__(self, **_: Any) -> AuthorizeResult | None:
-        """None while Slack rejects the bot token: Bolt then tells the user (`blocks.SLACK_REJECTS_THE_BOT`)
-        and the request goes no further."""
+        """None while Slack will not confirm the bot token (`auth.test` answers an error): Bolt then tells the
+        user (`blocks.SLACK_REJECTS_THE_BOT`) and the request goes no further."""
         if self._known is None:
             async with self._lock:
                 if self._known is None:
+                    if self._failed_recently():
+                        return None
                     try:
                         response = await self._client.auth_test()
                     except SlackApiError as error:
+                        self._failed_at = self._clock()
                         log.error(
-                            "Slack rejects the bot token; the request is refused",
+                            "Slack did not confirm the bot token; requests are refused",
                             extra={"error": error.response.get("error")},
                         )
                         return None
@@ -78,6 +96,9 @@ class _OneIdentity(AsyncAuthorize):
                         auth_test_response=response, bot_token=self._client.token
                     )
         return self._known
+
+    def _failed_recently(self) -> bool:
+        return self._failed_at is not None and self._clock() - self._failed_at < self._retry_after
 
 
 class _OnceOnly(AsyncMiddleware):
@@ -122,7 +143,7 @@ def build_app(
     app = AsyncApp(
         client=client,
         # Bolt takes AsyncAuthorize instances as they are; its hint names only functions never returning None.
-        authorize=_OneIdentity(client),  # type: ignore[arg-type]
+        authorize=OneIdentity(client),  # type: ignore[arg-type]
         signing_secret=signing_secret,
         request_verification_enabled=signing_secret is not None,
         process_before_response=False,

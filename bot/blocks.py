@@ -57,14 +57,14 @@ from bot.zuora.models import (
 Block = dict[str, Any]
 
 PERMISSION = "Refresh Central Sandbox"
-# What a user is told while Slack rejects the bot's own token (revoked, or the app uninstalled): nothing can be
-# done, and nothing was sent to Zuora.
+# What a user is told while Slack will not confirm the bot's own token (revoked, the app uninstalled, or Slack
+# failing): nothing can be done, and nothing was sent to Zuora.
 SLACK_REJECTS_THE_BOT = (
-    ":warning: sandbox-bot cannot act right now: Slack rejects its bot token (revoked, or the app was "
-    "uninstalled). Nothing was sent to Zuora. Ask whoever runs sandbox-bot to check `SLACK_BOT_TOKEN`."
+    ":warning: sandbox-bot cannot act right now: Slack rejects its bot token, or could not confirm it "
+    "(revoked, the app uninstalled, or Slack failing). Nothing was sent to Zuora. Try again in a minute; "
+    "if it goes on, ask whoever runs sandbox-bot to check `SLACK_BOT_TOKEN` and its `/healthz`."
 )
 
-# Slack's limits on what a message may hold, in one place: the builders below clip to them.
 MAX_BLOCKS = 50
 SECTION_TEXT = 3000
 FIELD_TEXT = 2000

@@ -70,19 +70,20 @@ def _malformed(content_type: str, body: bytes) -> str | None:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         return "body is not UTF-8"
-    if content_type.startswith("application/json"):
+    # Bolt reads a body as JSON when it says so, and also whenever it starts with `{`, whatever it says.
+    if content_type.startswith("application/json") or text.startswith("{"):
         return _json_problem(text)
     if not text:
         return None
     # A form is `name=value` pairs joined by `&` (what `parse_qsl(strict_parsing=True)` refuses is a field
     # without `=`). Only the `payload` field is decoded here: Bolt parses the form itself, and decoding every
-    # field twice was a fifth of the ack's own work.
+    # field twice was a fifth of the ack's own work. Of several `payload` fields Bolt reads the last.
     payload: str | None = None
     for field in text.split("&"):
         name, equals, value = field.partition("=")
         if not equals:
             return "body is not a form"
-        if payload is None and _field_name(name) == "payload":
+        if _field_name(name) == "payload":
             payload = unquote_plus(value)
     return _json_problem(payload) if payload is not None else None
 

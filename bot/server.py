@@ -102,11 +102,15 @@ class HttpServer:
         rejection = inspect(secret=self._secret, headers=request.headers, body=body)
         if rejection is not None:
             return self._reject(rejection.status, rejection.reason, request), False
-        bolt_request = AsyncBoltRequest(
-            body=body.decode("utf-8"),
-            query=request.query_string,
-            headers=request.headers,  # type: ignore[arg-type]
-        )
+        try:
+            bolt_request = AsyncBoltRequest(
+                body=body.decode("utf-8"),
+                query=request.query_string,
+                headers=request.headers,  # type: ignore[arg-type]
+            )
+        except (ValueError, TypeError, AttributeError, RecursionError):
+            # `inspect` refuses what Bolt cannot parse; should a body still get past it, a 400, not a traceback.
+            return self._reject(400, "body Bolt cannot read", request), False
         return await to_aiohttp_response(await self._app.async_dispatch(bolt_request)), True
 
     def _reject(self, status: int, reason: str, request: web.Request) -> web.Response:

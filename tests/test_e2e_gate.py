@@ -9,6 +9,7 @@ import time
 import aiohttp
 import pytest
 
+from bot import server
 from bot.runtime import Runtime
 from bot.sim.slack import SlackEmulator
 from bot.sim.slack_sender import command_body, signed_headers
@@ -72,12 +73,31 @@ async def test_forged_requests_get_401_before_anything_is_parsed(
         b"\xff\xfe not utf-8",
         b"payload=" + b"%5B" * 100_000,  # a JSON payload nested 100k deep
         b"payload=%7Bnot-json",
+        b"payload=%7B%7D&payload=%5B1%5D",  # Bolt reads the last payload field: a list, not an object
+        b"{=",  # Bolt reads a body starting with a brace as JSON, whatever its content type
     ],
 )
 async def test_signed_but_malformed_gets_400(
     bot: Runtime, zuora: ZuoraSimulator, caplog: pytest.LogCaptureFixture, body: bytes
 ) -> None:
     assert await post_raw(bot.events_url, body, signed(body)) == 400
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert zuora.requests == []
+
+
+async def test_a_signed_body_bolt_cannot_read_gets_400_even_past_the_gate(
+    bot: Runtime,
+    zuora: ZuoraSimulator,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Should the gate ever let through a body that Bolt's own parser raises on, the server still answers 400
+    with one WARNING line, not a 500 and a traceback."""
+    monkeypatch.setattr(server, "inspect", lambda **_: None)
+    body = b"payload=%5B1%5D"
+    assert await post_raw(bot.events_url, body, signed(body)) == 400
+    rejected = [r for r in caplog.records if r.getMessage() == "slack request rejected"]
+    assert [r.levelno for r in rejected] == [logging.WARNING]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     assert zuora.requests == []
 
