@@ -1,28 +1,35 @@
 """`python -m bench.bare_app --port N`: the baseline as a process of its own, a Bolt AsyncApp that acks `/sandbox`
-and does nothing else, served like the bot (aiohttp, the same signing secret, `/healthz`)."""
+and does nothing else, served like the bot (aiohttp, the same signing secret, `/healthz`).
+
+It imports nothing of the bot (its memory and start-up are the baseline): the token, the signing secret and the
+Slack API URL come from the same environment variables as the bot's."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import os
-import signal
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bench.common import BOT_TOKEN, SIGNING_SECRET
-from bot.server import EVENTS_PATH
+from bench.signals import until_signalled
+
+EVENTS_PATH = (
+    "/slack/events"  # the bot's (bot.server.EVENTS_PATH), written out so as not to import the bot
+)
 
 
 def build() -> web.Application:
     # The same Web API client as the bot's (it calls no method: the same cost of being built, nothing more).
-    client = AsyncWebClient(token=BOT_TOKEN, base_url=os.environ.get("SLACK_API_URL", ""))
+    client = AsyncWebClient(
+        token=os.environ["SLACK_BOT_TOKEN"], base_url=os.environ.get("SLACK_API_URL", "")
+    )
     app = AsyncApp(
         client=client,
-        signing_secret=SIGNING_SECRET,
+        signing_secret=os.environ["SLACK_SIGNING_SECRET"],
         process_before_response=False,
         raise_error_for_unhandled_request=False,
     )
@@ -47,11 +54,7 @@ async def serve(port: int) -> None:
     runner = web.AppRunner(build(), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
+    await until_signalled()
     await runner.cleanup()
 
 

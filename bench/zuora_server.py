@@ -18,13 +18,13 @@ import argparse
 import asyncio
 import contextlib
 import json
-import signal
 import sys
 from collections import Counter
 
 from aiohttp import web
 
 from bench.common import ZUORA_CLIENT_ID, ZUORA_CLIENT_SECRET
+from bench.signals import until_signalled
 from bot.sim.clock import ManualClock
 from bot.sim.zuora import ZuoraSimulator
 
@@ -105,11 +105,7 @@ async def serve(latency: float) -> None:
     port = runner.addresses[0][1]
     print(json.dumps({"zuora": zuora_url, "control": f"http://127.0.0.1:{port}"}), flush=True)
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
+    await until_signalled()
     await runner.cleanup()
     await proxy.stop()
     await zuora.stop()

@@ -10,9 +10,9 @@ import signal
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import httpx
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -40,6 +40,9 @@ from bot.zuora.auth import OAuthClientCredentials, TokenObserver
 from bot.zuora.client import ZuoraClient
 from bot.zuora.responses import deadline_for
 from bot.zuora.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 __all__ = ["EVENTS_PATH", "Components", "Runtime", "build", "secrets_of", "zuora_auth"]
 
@@ -378,6 +381,9 @@ class Runtime:
         await parts.server.start(self.host, self.settings.port)
         if self.settings.socket_mode:
             assert self.settings.slack_app_token is not None
+            # Loaded only in Socket Mode: an HTTP-mode bot starts without the WebSocket client.
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
             self._socket = AsyncSocketModeHandler(
                 parts.app, self.settings.slack_app_token.get_secret_value()
             )

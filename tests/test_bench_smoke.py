@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -211,3 +213,31 @@ def test_compare_runs_bots_from_source_trees_side_by_side(
     assert lines[1].startswith("  this: p99") and "x bare" in lines[1] and "bound 1.2 s" in lines[1]
     with pytest.raises(SystemExit):
         compare.main(["bare=" + here])  # the baseline's name is taken
+
+
+def test_the_bare_app_baseline_loads_nothing_of_the_bot() -> None:
+    """The bare app's memory and start-up are the baseline of the bot's: had it imported the bot's modules (it
+    once did, for two constants), their cost would have been counted on both sides."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, bench.bare_app; print(' '.join(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    ).stdout.split()
+    assert "slack_bolt.async_app" in loaded and "aiohttp.web" in loaded
+    assert [name for name in loaded if name == "bot" or name.startswith("bot.")] == []
+    assert "pydantic" not in loaded and "httpx" not in loaded
+
+
+def test_a_bot_without_redis_or_socket_mode_does_not_load_their_clients() -> None:
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, bot.runtime; print(' '.join(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    ).stdout.split()
+    assert "bot.runtime" in loaded
+    assert [name for name in loaded if name == "redis" or name.startswith("redis.")] == []
+    assert [name for name in loaded if name.startswith("slack_sdk.socket_mode")] == []

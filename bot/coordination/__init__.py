@@ -22,15 +22,14 @@ reached or does not answer within its timeout: refuse what needs a claim, go on 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from bot.coordination.in_process import InProcessStore
-from bot.coordination.redis_store import (
-    DEFAULT_PREFIX,
-    DEFAULT_TIMEOUT,
-    RedisStore,
-    check_url,
-    redact_url,
-)
+from bot.coordination.redis_url import DEFAULT_PREFIX, DEFAULT_TIMEOUT, check_url, redact_url
 from bot.coordination.store import CoordinationUnavailable, Store
+
+if TYPE_CHECKING:
+    from bot.coordination.redis_store import RedisStore
 
 __all__ = [
     "DEFAULT_PREFIX",
@@ -54,4 +53,16 @@ def coordination_from(
     the first operation connects, so a bot starts while Redis is down and recovers when it is back."""
     if not url:
         return InProcessStore()
+    # The redis package is loaded only by a bot that uses it.
+    from bot.coordination.redis_store import RedisStore
+
     return RedisStore(url, prefix=prefix, timeout=timeout)
+
+
+def __getattr__(name: str) -> Any:
+    """`RedisStore` is loaded when first asked for (it loads the redis package, a tenth of a second)."""
+    if name == "RedisStore":
+        from bot.coordination.redis_store import RedisStore
+
+        return RedisStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

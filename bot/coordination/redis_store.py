@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 import redis.asyncio
 from redis.asyncio.retry import Retry
@@ -31,11 +30,14 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from bot.coordination.redis_url import (
+    DEFAULT_PREFIX,
+    DEFAULT_TIMEOUT,
+    check_url,
+    redact_url,
+    secrets_of,
+)
 from bot.coordination.store import CoordinationUnavailable, Store, milliseconds
-
-DEFAULT_PREFIX = "sandbox-bot:"
-DEFAULT_TIMEOUT = 2.0  # seconds: the most one operation takes before CoordinationUnavailable
-SCHEMES = ("redis", "rediss")
 
 T = TypeVar("T")
 
@@ -102,43 +104,6 @@ return redis.call('HGETALL', KEYS[2])
 )
 
 
-def redact_url(url: str) -> str:
-    """A Redis URL that is safe to show: scheme, host, port and database; no user, password or query."""
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    path = parts.path if parts.path not in ("", "/") else "/0"
-    return f"{parts.scheme}://{host}{path}"
-
-
-def _secrets_of(url: str) -> tuple[str, ...]:
-    """The password of `url` (from its userinfo or a `password` query argument), raw and decoded."""
-    parts = urlsplit(url)
-    userinfo = parts.netloc.rpartition("@")[0]
-    found = [userinfo.partition(":")[2]] if ":" in userinfo else []
-    found += [value for name, value in parse_qsl(parts.query) if name == "password"]
-    return tuple({form for raw in found for form in (raw, unquote(raw)) if form})
-
-
-def check_url(url: str) -> None:
-    """ValueError, with a message that holds no password, unless `url` is a usable redis:// or rediss:// URL."""
-    parts = urlsplit(url)
-    if parts.scheme not in SCHEMES:
-        raise ValueError(
-            f"a Redis URL starts with redis:// or rediss://, not {parts.scheme or 'nothing'}:"
-        )
-    try:
-        port = parts.port
-    except ValueError:
-        raise ValueError(f"the port of the Redis URL {redact_url(url)} is not a number") from None
-    if not parts.hostname:
-        raise ValueError("the Redis URL names no host")
-    if port == 0:
-        raise ValueError(f"the port of the Redis URL {redact_url(url)} is 0")
-    database = parts.path.strip("/")
-    if database and not database.isdigit():
-        raise ValueError(f"the database of the Redis URL {redact_url(url)} is not a number")
-
-
 def _text(found: bytes | str | None) -> str | None:
     """A value as the client gives it (str: the client decodes answers)."""
     return found.decode() if isinstance(found, bytes) else found
@@ -160,7 +125,7 @@ class RedisStore(Store):
         if not timeout > 0:
             raise ValueError(f"the Redis timeout must be positive, not {timeout!r}")
         self._where = redact_url(url)
-        self._secrets = _secrets_of(url)
+        self._secrets = secrets_of(url)
         self._prefix = prefix
         self._timeout = timeout
         self._client = redis.asyncio.Redis.from_url(
