@@ -26,6 +26,7 @@ from bench.process import (
     Process,
     ZuoraProcess,
     bot_environment,
+    compile_bot,
     free_port,
     one_burst,
     spawn,
@@ -60,6 +61,7 @@ async def compare(
         for name, tree in trees.items():
             port = free_port()
             env = bot_environment(zuora.url, slack, port, pool)
+            compile_bot(tree)
             sides.append(await _spawn_from(tree, name, ["-m", "bot"], env, port))
         port = free_port()
         env = bot_environment(zuora.url, slack, port, pool)

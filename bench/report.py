@@ -54,7 +54,7 @@ def _process_rows(result: dict[str, Any]) -> list[Row]:
         )  # fmt: skip
     table.append(("process", "peak RSS", _bytes(result["peak_rss"]["bot"]),
                   _bytes(result["peak_rss"]["bare"]), _ratio(result["peak_rss"]["ratio"])))  # fmt: skip
-    table.append(("process", "start-up to healthy", _ms(result["startup"]["bot"]),
+    table.append(("process", "start-up to healthy (median of starts)", _ms(result["startup"]["bot"]),
                   _ms(result["startup"]["bare"]), _ratio(result["startup"]["ratio"])))  # fmt: skip
     table.append(("process", "Zuora token requests / connections opened",
                   f"{result['token_requests']} / {result['zuora_connections']}", f"pool {c['pool']}", ""))  # fmt: skip

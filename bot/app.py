@@ -44,8 +44,12 @@ def build_slack_client(token: str, api_url: str) -> AsyncWebClient:
 
 
 class _WithoutTokenNotice(logging.Filter):
+    """Bolt's notices that the token it reads from SLACK_BOT_TOKEN is not used ("will be ignored" beside an
+    authorize function, "will be unused" beside a client): the bot's token is its client's, on purpose."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return "will be ignored" not in record.getMessage()
+        message = record.getMessage()
+        return "will be ignored" not in message and "will be unused" not in message
 
 
 # After Slack has refused to say who the bot is, requests are refused without asking again for this long: a
@@ -141,6 +145,8 @@ def build_app(
         quiet
     )  # the token is the client's, on purpose: Bolt's notice would only confuse
     app = AsyncApp(
+        # Named here: without a name Bolt finds one with inspect.stack(), a tenth of a second at start.
+        name="sandbox-bot",
         client=client,
         # Bolt takes AsyncAuthorize instances as they are; its hint names only functions never returning None.
         authorize=OneIdentity(client),  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -165,6 +166,10 @@ def test_the_process_benchmark_measures_both_sides_and_minimal_slack_calls(
     assert 0 < result["zuora_connections"] <= result["config"]["pool"]
     assert result["exit_codes"] == {"bot": 0, "bare": 0}
     assert result["peak_rss"]["bot"] > 0 and result["startup"]["bot"] > 0
+    for side in ("bot", "bare"):  # the start-up reported is the median of every start timed
+        samples = result["startup"]["samples"][side]
+        assert len(samples) == process.QUICK.startups
+        assert result["startup"][side] == statistics.median(samples)
     # One job's life, QUEUED -> cancel -> CANCELLING -> CANCELLED: the channel card, the notification card,
     # its audit line, each card edited once to CANCELLED, an end-of-job reply under each; the history once.
     assert result["lifecycle"]["slack_calls"] == {
