@@ -80,8 +80,16 @@ class HttpServer:
         try:
             response, dispatched = await self._answer(request)
             # Sent here rather than by aiohttp after the return: the ack is timed to its last byte written.
-            await response.prepare(request)
-            await response.write_eof()
+            try:
+                await response.prepare(request)
+                await response.write_eof()
+            except ConnectionError:
+                # The other side has gone (Slack gives up on an ack after 3 s): the request is still handled,
+                # and one line says so, not aiohttp's traceback.
+                log.warning(
+                    "ack not sent: the connection was closed",
+                    extra={"peer": request.remote, "seconds": round(time.perf_counter() - arrived, 3)},
+                )
         finally:
             self._acks.acked()
         if dispatched:

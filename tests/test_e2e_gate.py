@@ -3,6 +3,7 @@ requests are refused with one WARNING line each, and a request Slack delivers ag
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -100,6 +101,45 @@ async def test_a_signed_body_bolt_cannot_read_gets_400_even_past_the_gate(
     assert [r.levelno for r in rejected] == [logging.WARNING]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     assert zuora.requests == []
+
+
+async def test_a_request_whose_connection_closes_before_its_ack_is_handled_with_one_warning(
+    bot: Runtime, slack: SlackEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Slack gives up on an ack after 3 s and closes the connection: the command is still carried out, and the
+    ack that can no longer be sent is one WARNING line, not aiohttp's traceback of a write to a closed socket."""
+    body = command_body(slack.command_payload("help", ALLOWED, CHANNEL))
+    host, port = "127.0.0.1", bot.port
+    head = "".join(
+        [
+            "POST /slack/events HTTP/1.1\r\n",
+            f"Host: {host}:{port}\r\n",
+            "Content-Type: application/x-www-form-urlencoded\r\n",
+            f"Content-Length: {len(body)}\r\n",
+            *(
+                f"{name}: {value}\r\n"
+                for name, value in signed(body).items()
+                if name != "Content-Type"
+            ),
+            "\r\n",
+        ]
+    )
+    _reader, writer = await asyncio.open_connection(host, port)
+    writer.write(head.encode() + body)
+    await writer.drain()
+    writer.close()  # gone before the ack: Bolt takes at least one 10 ms pass to produce it
+    await writer.wait_closed()
+    await until_handled(slack, bot, "help")
+    await slack.wait_for(
+        lambda: any(
+            r.getMessage() == "ack not sent: the connection was closed" for r in caplog.records
+        )
+    )
+    warned = [
+        r for r in caplog.records if r.getMessage() == "ack not sent: the connection was closed"
+    ]
+    assert [r.levelno for r in warned] == [logging.WARNING]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
 
 
 async def test_a_body_over_one_mebibyte_gets_413(bot: Runtime, zuora: ZuoraSimulator) -> None:
