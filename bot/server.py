@@ -88,7 +88,10 @@ class HttpServer:
                 # and one line says so, not aiohttp's traceback.
                 log.warning(
                     "ack not sent: the connection was closed",
-                    extra={"peer": request.remote, "seconds": round(time.perf_counter() - arrived, 3)},
+                    extra={
+                        "peer": request.remote,
+                        "seconds": round(time.perf_counter() - arrived, 3),
+                    },
                 )
         finally:
             self._acks.acked()
