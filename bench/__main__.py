@@ -121,6 +121,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def process_overrides(args: argparse.Namespace) -> ProcessOverrides:
+    """What `--sizes`, `--rounds`, `--latency` and `--pool` change in the process benchmark (only those given)."""
+    return ProcessOverrides(
+        {
+            field: value
+            for field, value in (
+                ("sizes", args.sizes),
+                ("rounds", args.rounds),
+                ("zuora_latency", args.latency),
+                ("pool", args.pool),
+            )
+            if value is not None
+        }
+    )
+
+
 async def run_all(names: list[str], quick: bool) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for name in names:
@@ -134,16 +150,7 @@ async def run_all(names: list[str], quick: bool) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    PROCESS_OVERRIDES.values = {
-        field: value
-        for field, value in (
-            ("sizes", args.sizes),
-            ("rounds", args.rounds),
-            ("zuora_latency", args.latency),
-            ("pool", args.pool),
-        )
-        if value is not None
-    }
+    PROCESS_OVERRIDES.values = process_overrides(args).values
     names = args.only or list(BENCHMARKS if args.all else DEFAULT)
     started = time.perf_counter()
     benchmarks = asyncio.run(run_all(names, args.quick))

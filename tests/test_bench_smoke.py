@@ -245,3 +245,18 @@ def test_a_bot_without_redis_or_socket_mode_does_not_load_their_clients() -> Non
     assert "bot.runtime" in loaded
     assert [name for name in loaded if name == "redis" or name.startswith("redis.")] == []
     assert [name for name in loaded if name.startswith("slack_sdk.socket_mode")] == []
+
+
+def test_the_process_benchmark_options_are_checked_and_change_its_configuration(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bench.__main__ import parse_args, process_overrides
+
+    for bad in (["--sizes", "0"], ["--sizes", "a,b"], ["--latency", "-1"], ["--rounds", "x"]):
+        with pytest.raises(SystemExit):
+            parse_args(bad)
+        assert bad[0] in capsys.readouterr().err
+    args = parse_args(["--sizes", "3,5", "--rounds", "2", "--latency", "0.5", "--pool", "4"])
+    config = process_overrides(args).config(quick=False)
+    assert (config.sizes, config.rounds, config.zuora_latency, config.pool) == ((3, 5), 2, 0.5, 4)
+    assert process_overrides(parse_args([])).config(quick=True) == process.QUICK
