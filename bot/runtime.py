@@ -38,6 +38,7 @@ from bot.slack_surface import SlackSurface
 from bot.watch import JobWatch
 from bot.zuora.auth import OAuthClientCredentials, TokenObserver
 from bot.zuora.client import ZuoraClient
+from bot.zuora.http_client import ZuoraHttpClient
 from bot.zuora.responses import deadline_for
 from bot.zuora.retry import RetryPolicy
 
@@ -54,10 +55,11 @@ Now = Callable[[], datetime]
 
 
 def zuora_http_client(settings: Settings) -> httpx.AsyncClient:
+    """The client of every Zuora call; its connection pool is built by the first one."""
     timeout = httpx.Timeout(
         settings.zuora_timeout_seconds, connect=min(10.0, settings.zuora_timeout_seconds)
     )
-    return httpx.AsyncClient(
+    return ZuoraHttpClient(
         timeout=timeout,
         limits=httpx.Limits(
             max_connections=settings.zuora_max_connections,

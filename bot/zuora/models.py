@@ -113,6 +113,7 @@ class ZuoraModel(BaseModel):
         populate_by_name=True,
         extra="allow",
         frozen=True,
+        defer_build=True,  # each model's validator is built when first used, not at start-up
     )
 
     def to_wire(self) -> dict[str, Any]:
@@ -213,7 +214,7 @@ class JobActionRequest(ZuoraModel):
 class Token(BaseModel):
     """OAuth token answer (snake_case on the wire)."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
     access_token: str
     token_type: str = "bearer"  # noqa: S105 (a token kind, not a secret)

@@ -1,0 +1,157 @@
+"""The Zuora HTTP client builds its connection pool on the first call: against real servers on loopback, the
+calls it carries, its connection limit and the proxies from the environment are what httpx's own would do."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from aiohttp import web
+
+from bot.config import load_settings
+from bot.runtime import zuora_http_client
+from bot.zuora.http_client import BuiltOnFirstUse
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
+    """Starts an aiohttp server on a free loopback port for `handler` (every path); gives its base URL."""
+    runners: list[web.AppRunner] = []
+
+    async def start(handler: Handler) -> str:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        runners.append(runner)
+        port = runner.addresses[0][1]
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+def client_for(base_url: str, **overrides: object) -> httpx.AsyncClient:
+    settings = load_settings(
+        env_file=None,
+        demo=True,
+        zuora_base_url=base_url,
+        zuora_client_id="client-id",
+        zuora_client_secret="client-secret",
+        **overrides,
+    )
+    return zuora_http_client(settings)
+
+
+def direct_transport(client: httpx.AsyncClient) -> BuiltOnFirstUse:
+    transport = (
+        client._transport
+    )  # the one piece of httpx inside looked at: which transport it holds
+    assert isinstance(transport, BuiltOnFirstUse)
+    return transport
+
+
+async def test_the_pool_is_built_by_the_first_call_which_it_carries(
+    serve: Callable[[Handler], Awaitable[str]],
+) -> None:
+    async def answer(request: web.Request) -> web.Response:
+        return web.json_response({"path": request.path})
+
+    url = await serve(answer)
+    async with client_for(url) as client:
+        transport = direct_transport(client)
+        assert not transport.built
+        response = await client.get(url + "/test-environments")
+        assert response.json() == {"path": "/test-environments"}
+        assert transport.built
+        again = await client.get(url + "/again")
+        assert again.json() == {"path": "/again"}
+
+
+async def test_a_client_closed_before_any_call_builds_nothing(
+    serve: Callable[[Handler], Awaitable[str]],
+) -> None:
+    client = client_for("http://127.0.0.1:9")
+    transport = direct_transport(client)
+    await client.aclose()
+    assert not transport.built
+    assert client.is_closed
+
+
+async def test_the_connection_limit_holds_for_the_pool_built_later(
+    serve: Callable[[Handler], Awaitable[str]],
+) -> None:
+    """ZUORA_MAX_CONNECTIONS=2: of four calls at once, two are at the server at a time, never more."""
+    active = 0
+    most = 0
+    pair = asyncio.Event()
+
+    async def hold(request: web.Request) -> web.Response:
+        nonlocal active, most
+        active += 1
+        most = max(most, active)
+        if active >= 2:
+            pair.set()
+        await (
+            pair.wait()
+        )  # the first call waits for a second one at the server: the pool opened two
+        active -= 1
+        return web.json_response({"ok": True})
+
+    url = await serve(hold)
+    async with client_for(url, zuora_max_connections=2) as client:
+        answers = await asyncio.wait_for(
+            asyncio.gather(*(client.get(f"{url}/{n}") for n in range(4))), 30
+        )
+    assert [a.status_code for a in answers] == [200] * 4
+    assert most == 2
+
+
+async def test_a_proxy_from_the_environment_still_carries_the_calls(
+    serve: Callable[[Handler], Awaitable[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP_PROXY set: the call to Zuora's host goes to the proxy, as with httpx's own transports."""
+    seen: list[str] = []
+
+    async def proxy(request: web.Request) -> web.Response:
+        seen.append(str(request.url))
+        return web.json_response({"via": "proxy"})
+
+    proxy_url = await serve(proxy)
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy_url)
+    async with client_for(
+        proxy_url
+    ) as client:  # the settings' URL only has to be valid: a call names its URL
+        response = await client.get("http://zuora.invalid/test-environments")
+    assert response.json() == {"via": "proxy"}
+    assert seen == ["http://zuora.invalid/test-environments"]
+
+
+def test_a_bot_built_and_not_yet_calling_zuora_has_not_loaded_httpcore() -> None:
+    """What start-up saves: building every part of the bot (as `Runtime` does before it serves) leaves the
+    connection pool's library unloaded, in a fresh interpreter."""
+    code = (
+        "import sys; from bench.common import bench_settings; from bot.runtime import build; "
+        "build(bench_settings('http://127.0.0.1:9', 'http://127.0.0.1:9/api/')); "
+        "print('httpx' in sys.modules, 'httpcore' in sys.modules)"
+    )
+    shown = subprocess.run(  # noqa: S603  # this interpreter, code written in this file
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    ).stdout.split()
+    assert shown == ["True", "False"]
