@@ -375,6 +375,27 @@ def test_slack_mode_checks_see_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert load_settings().slack_signing_secret is not None
 
 
+def test_variable_names_are_read_whatever_their_case(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """As documented since pydantic-settings read them: `port` and `Sandbox_Poll_Seconds` count too."""
+    (tmp_path / ".env").write_text(
+        "".join(f"{k}={v}\n" for k, v in MINIMAL.items()) + "Sandbox_Poll_Seconds=7\nNO_VALUE\n"
+    )
+    monkeypatch.setenv("port", "4100")
+    settings = load_settings()
+    assert settings.port == 4100
+    assert settings.sandbox_poll_seconds == 7.0
+
+
+def test_values_are_text_and_a_json_list_is_not_decoded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lists are comma-separated: a value written as JSON is named as wrong, not silently taken apart."""
+    setenv(monkeypatch, {**MINIMAL, "SANDBOX_ALLOWED_USERS": '["U0AAA111"]'})
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert [variable_of(p) for p in caught.value.problems] == ["SANDBOX_ALLOWED_USERS"]
+
+
 def test_env_file_none_ignores_dotenv(tmp_path: Path) -> None:
     write_dotenv(tmp_path, MINIMAL)
     with pytest.raises(ConfigError) as caught:
