@@ -11,6 +11,7 @@ import os
 import re
 import unicodedata
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -516,11 +517,14 @@ def read_environment(env_file: str | None) -> dict[str, str]:
     Names are matched whatever their case and given as the fields are named (lower case).
 
     The fields' validators read lists, maps and lead times from the text; nothing is decoded as JSON. (This
-    was pydantic-settings' job; these lines replace its 2 MB and 30 ms of start-up: docs/performance.md.)"""
+    was pydantic-settings' job; these lines replace about 2 MB and 30 ms of its start-up: docs/performance.md.)"""
     names = Settings.model_fields.keys()
     values: dict[str, str] = {}
-    if env_file is not None and os.path.isfile(env_file):
-        for name, value in dotenv_values(env_file, encoding="utf-8").items():
+    path = Path(env_file).expanduser() if env_file is not None else None
+    if path is not None and (
+        path.is_file() or path.is_fifo()
+    ):  # a pipe, as some secret stores mount it
+        for name, value in dotenv_values(path, encoding="utf-8").items():
             if value is not None and name.lower() in names:
                 values[name.lower()] = value
     for name, value in os.environ.items():
@@ -559,7 +563,10 @@ def load_settings(
     `overrides` take the place of environment variables (keyword names in lower case), for the demo and
     tests; `env_file=None` ignores any `.env` file.
     """
-    values: dict[str, Any] = {**read_environment(env_file), **overrides}
+    values: dict[str, Any] = {
+        **read_environment(env_file),
+        **{name.lower(): value for name, value in overrides.items()},
+    }
     problems = _mode_problems(values, demo=demo)
     try:
         settings = Settings.model_validate(values)

@@ -3,6 +3,8 @@ naming its variable and never echoing a value."""
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -378,14 +380,39 @@ def test_slack_mode_checks_see_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path:
 def test_variable_names_are_read_whatever_their_case(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """As documented since pydantic-settings read them: `port` and `Sandbox_Poll_Seconds` count too."""
+    """`Port` in the environment and `Sandbox_Poll_Seconds` in `.env` count; a `.env` name without a value is
+    left out (its default stays), and keyword overrides may be written in upper case too."""
     (tmp_path / ".env").write_text(
-        "".join(f"{k}={v}\n" for k, v in MINIMAL.items()) + "Sandbox_Poll_Seconds=7\nNO_VALUE\n"
+        "".join(f"{k}={v}\n" for k, v in MINIMAL.items())
+        + "Sandbox_Poll_Seconds=7\nSANDBOX_WATCH_SECONDS\n"
     )
-    monkeypatch.setenv("port", "4100")
+    monkeypatch.setenv("Port", "4100")
     settings = load_settings()
     assert settings.port == 4100
     assert settings.sandbox_poll_seconds == 7.0
+    assert settings.sandbox_watch_seconds == 60.0
+    assert load_settings(SANDBOX_POLL_SECONDS=9).sandbox_poll_seconds == 9.0
+
+
+def test_a_dotenv_that_is_a_pipe_is_read(tmp_path: Path) -> None:
+    """Some secret stores mount `.env` as a named pipe: it is read like a file (once)."""
+    pipe = tmp_path / "secrets.env"
+    os.mkfifo(pipe)
+    text = "".join(f"{k}={v}\n" for k, v in {**MINIMAL, "PORT": "4200"}.items())
+
+    def write() -> None:
+        with pipe.open("w") as sink:
+            sink.write(text)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    try:
+        settings = load_settings(env_file=str(pipe))
+    finally:
+        if writer.is_alive():  # nobody read the pipe: open it here so that the writer ends
+            os.close(os.open(pipe, os.O_RDONLY | os.O_NONBLOCK))
+        writer.join(10)
+    assert settings.port == 4200
 
 
 def test_values_are_text_and_a_json_list_is_not_decoded(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -54,9 +54,8 @@ def client_for(base_url: str, **overrides: object) -> httpx.AsyncClient:
 
 
 def direct_transport(client: httpx.AsyncClient) -> BuiltOnFirstUse:
-    transport = (
-        client._transport
-    )  # the one piece of httpx inside looked at: which transport it holds
+    # The pieces of httpx inside that are looked at: which transports it holds.
+    transport = client._transport
     assert isinstance(transport, BuiltOnFirstUse)
     return transport
 
@@ -78,9 +77,7 @@ async def test_the_pool_is_built_by_the_first_call_which_it_carries(
         assert again.json() == {"path": "/again"}
 
 
-async def test_a_client_closed_before_any_call_builds_nothing(
-    serve: Callable[[Handler], Awaitable[str]],
-) -> None:
+async def test_a_client_closed_before_any_call_builds_nothing() -> None:
     client = client_for("http://127.0.0.1:9")
     transport = direct_transport(client)
     await client.aclose()
@@ -91,21 +88,20 @@ async def test_a_client_closed_before_any_call_builds_nothing(
 async def test_the_connection_limit_holds_for_the_pool_built_later(
     serve: Callable[[Handler], Awaitable[str]],
 ) -> None:
-    """ZUORA_MAX_CONNECTIONS=2: of four calls at once, two are at the server at a time, never more."""
-    active = 0
-    most = 0
+    """ZUORA_MAX_CONNECTIONS=2: four calls at once reach the server over two connections, not four."""
+    peers: set[object] = set()
+    arrived = 0
     pair = asyncio.Event()
 
     async def hold(request: web.Request) -> web.Response:
-        nonlocal active, most
-        active += 1
-        most = max(most, active)
-        if active >= 2:
+        nonlocal arrived
+        assert request.transport is not None
+        peers.add(request.transport.get_extra_info("peername"))
+        arrived += 1
+        if arrived >= 2:
             pair.set()
-        await (
-            pair.wait()
-        )  # the first call waits for a second one at the server: the pool opened two
-        active -= 1
+        # The first call waits for a second at the server: the pool opened two connections at once.
+        await pair.wait()
         return web.json_response({"ok": True})
 
     url = await serve(hold)
@@ -114,13 +110,13 @@ async def test_the_connection_limit_holds_for_the_pool_built_later(
             asyncio.gather(*(client.get(f"{url}/{n}") for n in range(4))), 30
         )
     assert [a.status_code for a in answers] == [200] * 4
-    assert most == 2
+    assert len(peers) == 2
 
 
 async def test_a_proxy_from_the_environment_still_carries_the_calls(
     serve: Callable[[Handler], Awaitable[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """HTTP_PROXY set: the call to Zuora's host goes to the proxy, as with httpx's own transports."""
+    """HTTP_PROXY set: the call to Zuora's host goes to the proxy, through a proxy transport built by it."""
     seen: list[str] = []
 
     async def proxy(request: web.Request) -> web.Response:
@@ -131,12 +127,27 @@ async def test_a_proxy_from_the_environment_still_carries_the_calls(
     for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTP_PROXY", proxy_url)
-    async with client_for(
-        proxy_url
-    ) as client:  # the settings' URL only has to be valid: a call names its URL
+    # The settings' URL only has to be valid: each call names its own.
+    async with client_for(proxy_url) as client:
+        proxies = [t for t in client._mounts.values() if t is not None]
+        assert proxies and all(isinstance(t, BuiltOnFirstUse) for t in proxies)
+        assert not any(isinstance(t, BuiltOnFirstUse) and t.built for t in proxies)
         response = await client.get("http://zuora.invalid/test-environments")
+        assert any(isinstance(t, BuiltOnFirstUse) and t.built for t in proxies)
     assert response.json() == {"via": "proxy"}
     assert seen == ["http://zuora.invalid/test-environments"]
+
+
+async def test_a_pool_that_cannot_be_set_up_is_a_failed_connection(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SSL_CERT_FILE naming no file: each call fails as an `httpx.ConnectError` (which the Zuora client reports
+    as a failed connection), and the log says what to check."""
+    monkeypatch.setenv("SSL_CERT_FILE", "/nonexistent/ca.pem")
+    async with client_for("http://127.0.0.1:9") as client:
+        with pytest.raises(httpx.ConnectError, match="could not be set up"):
+            await client.get("https://zuora.invalid/")
+    assert "SSL_CERT_FILE" in caplog.text
 
 
 def test_a_bot_built_and_not_yet_calling_zuora_has_not_loaded_httpcore() -> None:

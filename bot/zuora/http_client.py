@@ -1,13 +1,16 @@
-"""The HTTP client of the Zuora calls: httpx's, with its connection pools built on their first request.
+"""The HTTP client of the Zuora calls: httpx's, with its connection pools built by their first request.
 
 httpx builds a pool when the client is made, and with it a TLS context whose CA bundle takes tens of
 milliseconds to load (httpcore's import as much again). The bot makes no Zuora call before it serves, so its
-start-up to a healthy `/healthz` need not wait for them: the first Zuora call builds the pool instead.
-Everything else is httpx's own, the proxies taken from the environment (`HTTPS_PROXY`, `NO_PROXY`) included."""
+start-up to a healthy `/healthz` need not wait for them: the first Zuora call builds the pool (about 75 ms,
+once). A TLS or proxy set-up that cannot be built is then logged and reported as a failed connection, and
+`sandbox-bot check --online` finds it before a deployment. Everything else is httpx's own, the proxies taken
+from the environment (`HTTPS_PROXY`, `NO_PROXY`) included."""
 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -15,33 +18,55 @@ import httpx
 
 __all__ = ["BuiltOnFirstUse", "ZuoraHttpClient"]
 
+log = logging.getLogger(__name__)
+
 
 class BuiltOnFirstUse(httpx.AsyncBaseTransport):
     """A transport that `build`s the real one when the first request comes, and closes it if it was built."""
 
     def __init__(self, build: Callable[[], httpx.AsyncBaseTransport]) -> None:
         self._build = build
-        self._transport: httpx.AsyncBaseTransport | None = None
+        self._real_transport: httpx.AsyncBaseTransport | None = None
+        self._closed = False
 
     @property
     def built(self) -> bool:
-        return self._transport is not None
+        return self._real_transport is not None
 
-    def _real(self) -> httpx.AsyncBaseTransport:
-        if self._transport is None:  # no await between the check and the assignment: built once
-            self._transport = self._build()
-        return self._transport
+    def prepare(self) -> httpx.AsyncBaseTransport:
+        """The real transport, built now if it is not yet. A set-up that cannot be built (a CA file that is
+        not there, a SOCKS proxy without its package) raises `httpx.ConnectError`, which the Zuora client
+        reports as a failed connection; the cause is logged by its type only (a proxy URL may hold a password)."""
+        if self._closed:
+            raise httpx.ConnectError("the Zuora HTTP client is closed")
+        if (
+            self._real_transport is None
+        ):  # no await between the check and the assignment: built once
+            try:
+                self._real_transport = self._build()
+            except Exception as error:
+                log.error(
+                    "the connection pool for Zuora could not be set up: check SSL_CERT_FILE, "
+                    "SSL_CERT_DIR and the proxy variables",
+                    extra={"error": type(error).__name__},
+                )
+                raise httpx.ConnectError(
+                    f"the connection pool could not be set up ({type(error).__name__})"
+                ) from error
+        return self._real_transport
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self._real().handle_async_request(request)
+        return await self.prepare().handle_async_request(request)
 
     async def aclose(self) -> None:
-        if self._transport is not None:
-            await self._transport.aclose()
+        self._closed = True
+        if self._real_transport is not None:
+            await self._real_transport.aclose()
 
 
 class ZuoraHttpClient(httpx.AsyncClient):
-    """`httpx.AsyncClient` whose transports (the direct one and each proxy's) are built on first use.
+    """`httpx.AsyncClient` whose transports (the direct one and each proxy's) are built by the first request
+    through them.
 
     It defers httpx's own two construction hooks (`constraints.txt` pins the httpx they belong to, and
     tests/test_zuora_http_client.py checks both); the transports they build are unchanged."""
