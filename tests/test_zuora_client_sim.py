@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
+from aiohttp import web
 from pydantic import SecretStr
 
 from bot.sim.clock import ManualClock
@@ -35,7 +36,7 @@ from bot.zuora.errors import (
 )
 from bot.zuora.models import JobStatus
 from bot.zuora.retry import RetryPolicy
-from tests.conftest import ZUORA_CLIENT_ID, ZUORA_CLIENT_SECRET
+from tests.conftest import ZUORA_CLIENT_ID, ZUORA_CLIENT_SECRET, Handler
 
 
 async def no_sleep(seconds: float) -> None:
@@ -203,9 +204,10 @@ async def test_a_401_renews_the_token_even_when_the_pool_is_full(zuora: ZuoraSim
         assert observed == [("getAllTestEnvironments", "401"), ("getAllTestEnvironments", "200")]
 
 
-async def test_an_answer_that_trickles_in_ends_at_the_call_deadline() -> None:
+async def test_an_answer_that_trickles_in_ends_at_the_call_deadline(
+    serve: Callable[[Handler], Awaitable[str]],
+) -> None:
     """httpx's timeouts are per read: a server sending a byte every 0.2 s would hold the call for ever."""
-    from aiohttp import web
 
     async def trickle(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
@@ -216,27 +218,18 @@ async def test_an_answer_that_trickles_in_ends_at_the_call_deadline() -> None:
                 await asyncio.sleep(0.2)
         return response
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", trickle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
-        async with httpx.AsyncClient(timeout=httpx.Timeout(1.0)) as http:
-            client = ZuoraClient(
-                base_url=base,
-                auth=StaticToken(SecretStr("t")),
-                http=http,
-                retry=RetryPolicy(attempts=1),
-            )
-            started = time.monotonic()
-            with pytest.raises(ZuoraTimeoutError):
-                await client.list_test_environments()
-            assert time.monotonic() - started < 20  # the deadline (2 s here), not 600 trickles
-    finally:
-        await runner.cleanup()
+    base = await serve(trickle)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(1.0)) as http:
+        client = ZuoraClient(
+            base_url=base,
+            auth=StaticToken(SecretStr("t")),
+            http=http,
+            retry=RetryPolicy(attempts=1),
+        )
+        started = time.monotonic()
+        with pytest.raises(ZuoraTimeoutError):
+            await client.list_test_environments()
+        assert time.monotonic() - started < 20  # the deadline (2 s here), not 600 trickles
 
 
 async def test_an_answer_far_too_large_is_not_read_whole(
