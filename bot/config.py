@@ -521,9 +521,8 @@ def read_environment(env_file: str | None) -> dict[str, str]:
     names = Settings.model_fields.keys()
     values: dict[str, str] = {}
     path = Path(env_file).expanduser() if env_file is not None else None
-    if path is not None and (
-        path.is_file() or path.is_fifo()
-    ):  # a pipe, as some secret stores mount it
+    # A named pipe too: some secret stores mount `.env` as one.
+    if path is not None and (path.is_file() or path.is_fifo()):
         for name, value in dotenv_values(path, encoding="utf-8").items():
             if value is not None and name.lower() in names:
                 values[name.lower()] = value
@@ -560,7 +559,7 @@ def load_settings(
 ) -> Settings:
     """Read and validate the configuration; `ConfigError` lists every problem at once.
 
-    `overrides` take the place of environment variables (keyword names in lower case), for the demo and
+    `overrides` take the place of environment variables (keyword names in any case), for the demo and
     tests; `env_file=None` ignores any `.env` file.
     """
     values: dict[str, Any] = {

@@ -39,9 +39,8 @@ class BuiltOnFirstUse(httpx.AsyncBaseTransport):
         reports as a failed connection; the cause is logged by its type only (a proxy URL may hold a password)."""
         if self._closed:
             raise httpx.ConnectError("the Zuora HTTP client is closed")
-        if (
-            self._real_transport is None
-        ):  # no await between the check and the assignment: built once
+        # No await between the check and the assignment: built once, however many calls come first.
+        if self._real_transport is None:
             try:
                 self._real_transport = self._build()
             except Exception as error:
