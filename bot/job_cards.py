@@ -8,8 +8,8 @@ is kept current. That is done here:
 - Showing a card goes through `SlackSurface.show` (edit in place, or post anew when the card is gone). A card
   that went out through a response_url (the bot may not post in that channel) cannot be edited: a change of
   status is posted there as a new message, within response_url's budget.
-- Following a job: one poller per environment reads the environment's jobs through the shared
-  `EnvironmentView` every `poll_seconds` while a job there is followed (every few minutes while all of them are
+- Following a job: one task (`bot.poll_rounds`) reads, through the shared `EnvironmentView`, the jobs of
+  every environment with a followed job, each every `poll_seconds` (every few minutes while all of them are
   only scheduled), and shows what changed on every card of each job. Failures back off (`bot.backoff`) and say
   so on the cards; a job is followed for at most `max_follow` seconds (past its scheduled time), then its cards
   say that *Refresh status* still works. When a job ends, each editable card gets a reply in its thread.
@@ -24,7 +24,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -35,6 +35,7 @@ from bot.coordination import CoordinationUnavailable
 from bot.env_view import EnvironmentView
 from bot.notification_channel import CardRef, Key, NotificationChannel, card_metadata
 from bot.outcomes import AuditLine, JobActed, JobLooked, JobOutcome
+from bot.poll_rounds import PollRounds
 from bot.shared_cards import SharedCards
 from bot.slack_surface import Origin, SlackSurface
 from bot.tasks import cancel_and_wait
@@ -71,19 +72,51 @@ class ChannelCard:
     posts_left: int = RESPONSE_URL_POSTS
 
 
-@dataclass
 class _Followed:
-    env: EnvRef
-    job_id: str
-    last: Job | None
-    deadline: float
-    since: float  # when it was first followed: a listing asked for before then may not show it yet
-    cards: list[ChannelCard] = field(default_factory=list)
-    behind: bool = False  # a card did not take the last state: show it again at the next poll
-    catch_ups: int = 0  # polls since the job ended
-    replaced: list[tuple[str, str]] = field(
-        default_factory=list
-    )  # (channel, ts) of cards posted anew
+    """A followed job: its cards, and the last state they show.
+
+    A job may be followed for a day, a thousand of them at once; its last state is kept as the JSON Zuora
+    sent (about 400 bytes) rather than as a `Job` (about 1.5 KB, a dozen objects), and read again when asked
+    for: once a round, or when a card is drawn."""
+
+    __slots__ = (
+        "_last",
+        "behind",
+        "cards",
+        "catch_ups",
+        "deadline",
+        "env",
+        "job_id",
+        "replaced",
+        "since",
+        "status",
+    )
+
+    def __init__(
+        self, env: EnvRef, job_id: str, last: Job | None, *, deadline: float, since: float
+    ) -> None:
+        self.env = env
+        self.job_id = job_id
+        self.deadline = deadline
+        self.since = (
+            since  # when it was first followed: a listing asked for before then may not show it yet
+        )
+        self.cards: list[ChannelCard] = []
+        self.behind = False  # a card did not take the last state: show it again at the next poll
+        self.catch_ups = 0  # polls since the job ended
+        self.replaced: list[tuple[str, str]] = []  # (channel, ts) of cards posted anew
+        self._last: bytes | None = None
+        self.status: str | None = None  # the last state's, without reading it again
+        self.last = last
+
+    @property
+    def last(self) -> Job | None:
+        return None if self._last is None else Job.model_validate_json(self._last)
+
+    @last.setter
+    def last(self, job: Job | None) -> None:
+        self._last = None if job is None else job.model_dump_json(by_alias=True).encode()
+        self.status = None if job is None or job.status is None else str(job.status)
 
 
 class JobCards:
@@ -129,9 +162,11 @@ class JobCards:
         self._clock = clock
         self._now = now
         self._followed: dict[Key, _Followed] = {}
-        self._pollers: dict[str, asyncio.Task[None]] = {}
-        self._wakes: dict[str, asyncio.Event] = {}  # set to end a poller's long pause early
-        self._long_pauses: dict[str, bool] = {}  # whether a poller is in a scheduled-only pause
+        # One task polls every environment with a followed job (`bot.poll_rounds`).
+        self._rounds = PollRounds(self._round, sleep=sleep, clock=clock, name="job-cards-poller")
+        self._failures: dict[
+            str, int
+        ] = {}  # environments whose last listings failed, and how many in a row
         self._closed = False
 
     def env(self, env_id: str) -> EnvRef:
@@ -226,9 +261,7 @@ class JobCards:
             _done, left = await asyncio.wait(set(self._retries), timeout=records_budget)
             for task in left:
                 await cancel_and_wait(task)
-        for task in list(self._pollers.values()):
-            await cancel_and_wait(task)
-        self._pollers.clear()
+        await self._rounds.close()
         self._followed.clear()
         if self._sharing:  # what the other replicas should know, told before leaving
             await asyncio.wait(set(self._sharing), timeout=2.0)
@@ -471,14 +504,12 @@ class JobCards:
             # The leader keeps it current (it adopts what is shared); nothing to poll here.
             self._followed.pop(key, None)
             return
-        poller = self._pollers.get(env.id)
-        if poller is None or poller.done():
-            self._pollers[env.id] = asyncio.create_task(
-                self._run_poller(env.id), name=f"job-cards-poller:{env.id}"
-            )
-        elif job.status != JobStatus.SCHEDULED and self._long_pauses.get(env.id):
-            # The poller sleeps minutes for scheduled jobs only: a running one needs it now.
-            self._wakes.setdefault(env.id, asyncio.Event()).set()
+        if env.id not in self._rounds:
+            delay = self._delay(env.id)
+            self._rounds.schedule(env.id, delay, wakeable=delay > self._poll)
+        elif job.status != JobStatus.SCHEDULED:
+            # An environment with only scheduled jobs is read every few minutes: a running one needs it now.
+            self._rounds.wake(env.id)
 
     def _on(self, env_id: str) -> list[_Followed]:
         return [f for (env, _job), f in self._followed.items() if env == env_id]
@@ -573,7 +604,7 @@ class JobCards:
         """A job scheduled for later changes nothing until its time: an environment whose followed jobs are all
         scheduled is read every few minutes, not every SANDBOX_POLL_SECONDS."""
         followed = self._on(env_id)
-        if followed and all(f.last and f.last.status == JobStatus.SCHEDULED for f in followed):
+        if followed and all(f.status == JobStatus.SCHEDULED for f in followed):
             return max(self._poll, SCHEDULED_POLL_SECONDS)
         return self._poll
 
@@ -585,43 +616,23 @@ class JobCards:
                 followed.deadline, self._clock() + max(0.0, wait) + self._max_follow
             )
 
-    async def _run_poller(self, env_id: str) -> None:
+    async def _round(self, env_id: str) -> tuple[float, bool] | None:
+        """One round of an environment's polling: the pause before the next one (and whether a followed job
+        that is running may end it early), or None when none of its jobs is followed any more."""
         try:
-            await self._poll_environment(env_id)
-        except asyncio.CancelledError:
-            raise
+            return await self._poll_environment(env_id)
         except Exception:
             log.exception("job card poller failed", extra={"env": env_id})
+            self._failures.pop(env_id, None)
             for followed in self._on(env_id):
                 self._stop_following(followed)
-        finally:
-            if self._pollers.get(env_id) is asyncio.current_task():
-                del self._pollers[env_id]
+            return None
 
-    async def _pause(self, env_id: str, delay: float, *, wakeable: bool) -> None:
-        """Sleep `delay`; a scheduled-only pause (`wakeable`) ends early when a running job is followed."""
-        if not wakeable:
-            await self._sleep(delay)
-            return
-        wake = self._wakes.setdefault(env_id, asyncio.Event())
-        self._long_pauses[env_id] = True
-        sleeping = asyncio.ensure_future(self._sleep(delay))
-        woken = asyncio.ensure_future(wake.wait())
-        try:
-            await asyncio.wait({sleeping, woken}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (sleeping, woken):
-                task.cancel()
-            wake.clear()
-            self._long_pauses[env_id] = False
-
-    async def _poll_environment(self, env_id: str) -> None:
-        failures = 0
-        delay = self._delay(env_id)
-        while self._on(env_id):
-            await self._pause(env_id, delay, wakeable=failures == 0 and delay > self._poll)
-            if not self._leading():
-                continue  # the leader keeps the cards current; this replica only records what it follows
+    async def _poll_environment(self, env_id: str) -> tuple[float, bool] | None:
+        failures = self._failures.get(env_id, 0)
+        if (
+            self._leading()
+        ):  # else the leader keeps the cards current; this replica records what it follows
             for followed in self._on(env_id):
                 if self._clock() >= followed.deadline:
                     await self._show_all(
@@ -629,7 +640,8 @@ class JobCards:
                     )
                     self._stop_following(followed)
             if not self._on(env_id):
-                return
+                self._failures.pop(env_id, None)
+                return None
             try:
                 listing = await self._view.jobs(
                     env_id,
@@ -638,11 +650,12 @@ class JobCards:
                 )
             except ZuoraNotFoundError:
                 log.info("the environment is gone from Zuora; stopped following its jobs")
+                self._failures.pop(env_id, None)
                 for followed in self._on(env_id):
                     self._stop_following(followed)
-                return
+                return None
             except ZuoraError as error:
-                failures += 1
+                failures = self._failures[env_id] = failures + 1
                 delay = next_delay(self._poll, failures, self._max_backoff)
                 log.warning(
                     "job cards could not refresh",
@@ -655,13 +668,20 @@ class JobCards:
                         track_id=error.track_id,
                         warning=blocks.poll_failed(error, delay),
                     )
-                continue
+                return (delay, False) if self._on(env_id) else None
             recovered, failures = failures > 0, 0
+            self._failures.pop(env_id, None)
             for followed in self._on(env_id):
                 job = listing.job(followed.job_id) or await self._read_missing(followed)
                 if job is not None:
                     await self._seen(followed, job, listing.track_id, recovered=recovered)
-            delay = self._delay(env_id)
+        if not self._on(env_id):
+            self._failures.pop(env_id, None)
+            return None
+        if failures:
+            return next_delay(self._poll, failures, self._max_backoff), False
+        delay = self._delay(env_id)
+        return delay, delay > self._poll
 
     async def _read_missing(self, followed: _Followed) -> Job | None:
         """A followed job the listing does not show: asked alone. Gone (404): no longer followed."""
@@ -681,7 +701,8 @@ class JobCards:
 
     async def _seen(self, followed: _Followed, job: Job, track_id: str, *, recovered: bool) -> None:
         """A fresh view of a followed job: every card of it shows it (an older view changes nothing)."""
-        if followed.last is not None and _older(job, followed.last):
+        last = followed.last
+        if last is not None and _older(job, last):
             return
         observed = True
         key = (followed.env.id, followed.job_id)
@@ -694,8 +715,8 @@ class JobCards:
             except Exception:
                 log.exception("notification card not kept", extra={"job": followed.job_id})
                 observed = False
-        changed = _changed(followed.last, job)
-        status_changed = followed.last is None or followed.last.status != job.status
+        changed = _changed(last, job)
+        status_changed = last is None or last.status != job.status
         followed.last = job
         self._extend_for_schedule(followed, job)
         shown = True
