@@ -24,7 +24,7 @@ from bench.common import BareApp, Stack, Target, burst, ratio, status_counts, wa
 from bot.sim.slack import Delivery
 
 FRAMES = 6  # enough to find the project frame that asked for an allocation made inside a library
-LIVE_CARD_TASK = "job-cards-poller:"
+LIVE_CARD_TASK = "job-cards-poller"  # the task that polls, and a task per round while it runs
 _BOT = str(Path(__file__).resolve().parent.parent / "bot")
 _BENCH = str(Path(__file__).resolve().parent)
 

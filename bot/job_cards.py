@@ -61,7 +61,7 @@ ADOPT_GRACE = 30.0
 TERMINAL_CATCH_UPS = 3
 
 
-@dataclass
+@dataclass(slots=True)
 class ChannelCard:
     """One card of a job outside the notification channel: where it is and how it can be changed."""
 
@@ -115,7 +115,9 @@ class _Followed:
 
     @last.setter
     def last(self, job: Job | None) -> None:
-        self._last = None if job is None else job.model_dump_json(by_alias=True).encode()
+        self._last = (
+            None if job is None else job.model_dump_json(by_alias=True, exclude_none=True).encode()
+        )
         self.status = None if job is None or job.status is None else str(job.status)
 
 

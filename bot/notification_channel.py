@@ -34,7 +34,7 @@ _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 Key = tuple[str, str]  # (environment ID, job ID)
 
 
-@dataclass
+@dataclass(slots=True)
 class CardRef:
     """A job's card in the notification channel, as last shown."""
 

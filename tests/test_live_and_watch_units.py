@@ -391,3 +391,52 @@ async def test_the_watch_wakes_up_when_the_next_reminder_falls_due(
     assert watch.rounds == 3
     assert len(zuora_calls(zuora, "getAllJobsOfTestEnvironment")) == 2
     await cards.close()
+
+
+async def test_jobs_followed_on_many_environments_are_polled_by_one_task(
+    zuora_client: ZuoraClient, web: AsyncWebClient, slack: SlackEmulator, zuora: ZuoraSimulator
+) -> None:
+    """A sleeping task per environment cost 1.5 KB each; a thousand followed jobs held 2 MB that way."""
+    pauses: list[float] = []
+    go = asyncio.Event()
+    now = [0.0]  # a clock that moves by the pauses, when they end
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) > 1:
+            await asyncio.Event().wait()  # later pauses last: one round of every environment
+        await go.wait()  # the first lasts until the test says
+        now[0] += seconds
+
+    cards = JobCards(
+        slack=SlackSurface(web),
+        view=EnvironmentView(zuora_client),
+        notify_channel=None,
+        aliases={},
+        poll_seconds=10,
+        sleep=sleep,
+        clock=lambda: now[0],
+    )
+    envs = [zuora.add_environment()["id"] for _ in range(12)]
+    for env_id in envs:
+        job = Job.model_validate(zuora.add_job(env_id, status="QUEUED"))
+        await cards.present(
+            JobLooked(EnvRef(env_id, None), job, "t-1"),
+            Origin(CHANNEL, message_ts=await posted_card(web)),
+        )
+    assert len(cards.following) == 12
+
+    def pollers() -> list[asyncio.Task[Any]]:
+        return [t for t in asyncio.all_tasks() if t.get_name().startswith("job-cards-poller")]
+
+    def polled() -> set[str]:
+        return {c.path.split("/")[2] for c in zuora_calls(zuora, "getAllJobsOfTestEnvironment")}
+
+    assert len(pollers()) == 1 and pauses == [
+        10
+    ]  # twelve environments waiting: one task, one pause
+    assert not polled() & set(envs)
+    go.set()
+    await slack.wait_for(lambda: polled() >= set(envs))
+    await cards.close()
+    assert all(t.done() for t in pollers())
