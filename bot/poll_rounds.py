@@ -31,7 +31,7 @@ class _Due:
 
     @property
     def at(self) -> float:
-        return (self.since or 0.0) + self.pause
+        return (0.0 if self.since is None else self.since) + self.pause
 
 
 class PollRounds:
@@ -55,6 +55,7 @@ class PollRounds:
             None  # when the ticker's current pause ends; None: waiting for a poke
         )
         self._poked = asyncio.Event()
+        self._closed = False
 
     def __contains__(self, key: str) -> bool:
         """Whether `key` has a round pending or running."""
@@ -73,18 +74,24 @@ class PollRounds:
             self._put(key, _Due(0.0, False))
 
     async def close(self) -> None:
-        """Stop the ticker and every running round; nothing more is polled."""
+        """Stop the ticker and every running round; nothing more is polled (a round that ends meanwhile
+        schedules nothing)."""
+        self._closed = True
         self._due.clear()
-        if self._ticker is not None:
-            await cancel_and_wait(self._ticker)
-            self._ticker = None
-        for task in list(self._running.values()):
+        tasks = [t for t in (self._ticker, *self._running.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             await cancel_and_wait(task)
+        self._ticker = None
+        self._due.clear()
         self._running.clear()
 
     def _put(self, key: str, due: _Due) -> None:
         """A pause begins: now, or when the ticker next looks (at once, unless it is in a pause of its own:
         so that a pause is what was asked, to the digit, on a clock that moves only by the pauses)."""
+        if self._closed:
+            return
         self._due[key] = due
         if self._ticker is None or self._ticker.done():
             self._target = None
@@ -119,7 +126,7 @@ class PollRounds:
             nearest = min(self._due.values(), key=lambda due: due.at)
             self._target = nearest.at
             # The pause as asked when no time has passed since (exact, for fake clocks), else what is left.
-            left = nearest.pause - (now - (nearest.since or now))
+            left = nearest.pause if nearest.since in (None, now) else nearest.at - now
             if await self._pause(max(0.0, left)):
                 slept_to = nearest.at
         self._target = None

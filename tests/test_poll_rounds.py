@@ -171,3 +171,58 @@ async def test_close_stops_the_ticker_and_every_running_round(
     assert cancelled.is_set()
     assert "running" not in rounds and "waiting" not in rounds
     assert all(t.done() for t in ticker_tasks())
+
+
+async def test_a_round_that_ends_while_close_waits_schedules_nothing(
+    recorder: tuple[Recorder, PollRounds],
+) -> None:
+    record, rounds = recorder
+    unwinding = asyncio.Event()
+
+    async def slow_to_stop(_number: int) -> Next:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            unwinding.set()
+            await asyncio.sleep(0.02)  # its clean-up takes a moment (an HTTP call unwinding)
+        return None
+
+    async def quick(_number: int) -> Next:
+        await unwinding.wait()  # ends on its own while close() waits for the other
+        return (0.0, False)
+
+    record.plan["slow"] = slow_to_stop
+    record.plan["quick"] = quick
+    rounds.schedule("slow", 0.0)
+    rounds.schedule("quick", 0.0)
+    await until(lambda: len(record.times["slow"]) == 1 and len(record.times["quick"]) == 1)
+    await rounds.close()
+    assert "quick" not in rounds and "slow" not in rounds
+    assert all(t.done() for t in ticker_tasks())
+
+
+async def test_pauses_are_kept_on_a_clock_that_starts_at_zero() -> None:
+    """Several keys pending, on a fake clock from 0: each round at its own time."""
+    now = [0.0]
+    pauses: list[float] = []
+    ran: list[tuple[str, float]] = []
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) == 1:
+            await asyncio.Event().wait()  # the first pause ends only by being cut short
+        await asyncio.sleep(0.005)
+        now[0] += seconds
+
+    async def run_round(key: str) -> Next:
+        ran.append((key, now[0]))
+        return None
+
+    rounds = PollRounds(run_round, sleep=sleep, clock=lambda: now[0], name="test-rounds")
+    rounds.schedule("later", 10.0)
+    await until(lambda: pauses == [10.0])  # the ticker is in the pause for "later"
+    rounds.schedule("sooner", 3.0)  # due before it: the ticker looks again
+    await until(lambda: len(ran) == 2)
+    assert ran == [("sooner", 3.0), ("later", 10.0)]
+    assert pauses == [10.0, 3.0, 7.0]  # what was left of the first pause, not all of it again
+    await rounds.close()
