@@ -1,5 +1,5 @@
 """The Zuora HTTP client builds its connection pool on the first call: against real servers on loopback, the
-calls it carries, its connection limit and the proxies from the environment are what httpx's own would do."""
+calls it carries (through aiohttp), its connection limit and the proxies from the environment."""
 
 from __future__ import annotations
 
@@ -144,3 +144,35 @@ def test_a_bot_built_and_not_yet_calling_zuora_has_not_loaded_httpcore() -> None
         cwd=Path(__file__).resolve().parent.parent,
     ).stdout.split()
     assert shown == ["True", "False"]
+
+
+def test_zuora_calls_never_load_httpcore_or_anyio() -> None:
+    """What the aiohttp transport saves (2.6 MB): a call made, in a fresh interpreter, and httpx's own transport
+    stack (httpcore, h11, anyio) still not loaded; aiohttp carried it."""
+    code = (
+        "import asyncio, sys\n"
+        "from aiohttp import web\n"
+        "from bot.config import load_settings\n"
+        "from bot.runtime import zuora_http_client\n"
+        "async def main():\n"
+        "    app = web.Application()\n"
+        "    app.router.add_get('/', lambda request: web.json_response({'ok': True}))\n"
+        "    runner = web.AppRunner(app); await runner.setup()\n"
+        "    site = web.TCPSite(runner, '127.0.0.1', 0); await site.start()\n"
+        "    url = f'http://127.0.0.1:{runner.addresses[0][1]}'\n"
+        "    settings = load_settings(env_file=None, demo=True, zuora_base_url=url,\n"
+        "        zuora_client_id='i', zuora_client_secret='s')\n"
+        "    async with zuora_http_client(settings) as http:\n"
+        "        answer = (await http.get(url + '/')).json()\n"
+        "    await runner.cleanup()\n"
+        "    print(answer['ok'], *(name in sys.modules for name in ('httpcore', 'h11', 'anyio')))\n"
+        "asyncio.run(main())\n"
+    )
+    shown = subprocess.run(  # noqa: S603  # this interpreter, code written in this file
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    ).stdout.split()
+    assert shown == ["True", "False", "False", "False"]

@@ -1,11 +1,11 @@
-"""The HTTP client of the Zuora calls: httpx's, with its connection pools built by their first request.
+"""The HTTP client of the Zuora calls: httpx's, carried by aiohttp, with its connections set up by the first call.
 
-httpx builds a pool when the client is made, and with it a TLS context whose CA bundle takes tens of
-milliseconds to load (httpcore's import as much again). The bot makes no Zuora call before it serves, so its
-start-up to a healthy `/healthz` need not wait for them: the first Zuora call builds the pool (about 75 ms,
-once). A TLS or proxy set-up that cannot be built is then logged and reported as a failed connection, and
-`sandbox-bot check --online` finds it before a deployment. Everything else is httpx's own, the proxies taken
-from the environment (`HTTPS_PROXY`, `NO_PROXY`) included."""
+The transport is `bot.zuora.aiohttp_transport` (aiohttp is loaded already; httpx's own transport would add
+httpcore, h11 and anyio). It is built by the first request, with its TLS context (whose CA bundle takes tens of
+milliseconds to load): the bot makes no Zuora call before it serves, so its start-up to a healthy `/healthz`
+need not wait for it. A TLS or proxy set-up that cannot be built is then logged and reported as a failed
+connection, and `sandbox-bot check --online` finds it before a deployment. The proxies are httpx's, taken from
+the environment (`HTTPS_PROXY`, `NO_PROXY`)."""
 
 from __future__ import annotations
 
@@ -64,14 +64,24 @@ class BuiltOnFirstUse(httpx.AsyncBaseTransport):
 
 
 class ZuoraHttpClient(httpx.AsyncClient):
-    """`httpx.AsyncClient` whose transports (the direct one and each proxy's) are built by the first request
-    through them.
+    """`httpx.AsyncClient` whose transports (the direct one and each proxy's) are aiohttp's, built by the first
+    request through them.
 
-    It defers httpx's own two construction hooks (`constraints.txt` pins the httpx they belong to, and
-    tests/test_zuora_http_client.py checks both); the transports they build are unchanged."""
+    It overrides httpx's own two construction hooks (`constraints.txt` pins the httpx they belong to, and
+    tests/test_zuora_http_client.py checks both)."""
 
     def _init_transport(self, *args: Any, **kwargs: Any) -> httpx.AsyncBaseTransport:
-        return BuiltOnFirstUse(functools.partial(super()._init_transport, *args, **kwargs))
+        transport = kwargs.pop("transport", None)
+        if isinstance(transport, httpx.AsyncBaseTransport):
+            return transport
+        return BuiltOnFirstUse(functools.partial(_aiohttp_transport, *args, **kwargs))
 
     def _init_proxy_transport(self, *args: Any, **kwargs: Any) -> httpx.AsyncBaseTransport:
-        return BuiltOnFirstUse(functools.partial(super()._init_proxy_transport, *args, **kwargs))
+        return BuiltOnFirstUse(functools.partial(_aiohttp_transport, *args, **kwargs))
+
+
+def _aiohttp_transport(proxy: httpx.Proxy | None = None, **kwargs: Any) -> httpx.AsyncBaseTransport:
+    """Imported here: a process that never calls Zuora (`check` without `--online`) never loads it."""
+    from bot.zuora.aiohttp_transport import AiohttpTransport
+
+    return AiohttpTransport(proxy=proxy, **kwargs)
