@@ -155,7 +155,7 @@ async def test_no_answer_within_the_read_timeout_is_a_read_timeout(
         release.set()
 
 
-async def test_a_body_cut_short_is_a_read_error(
+async def test_a_body_cut_short_is_a_protocol_error(
     raw_server: Callable[[Conversation], Awaitable[str]],
 ) -> None:
     async def short(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -166,8 +166,49 @@ async def test_a_body_cut_short_is_a_read_error(
 
     url = await raw_server(short)
     async with client() as http:
-        with pytest.raises(httpx.ReadError):
+        with pytest.raises(httpx.RemoteProtocolError):  # as httpx's own transport says it
             await http.get(url + "/")
+
+
+async def test_a_malformed_chunk_after_the_first_ends_the_read(
+    raw_server: Callable[[Conversation], Awaitable[str]],
+) -> None:
+    """aiohttp's C parser stops its read timer when a chunk is malformed: the body's own timer ends the read."""
+    got_first = asyncio.Event()
+
+    async def bad_chunk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"id"\r\n')
+        await writer.drain()
+        await got_first.wait()  # the client is reading the body: now the bad chunk
+        writer.write(b"ZZZ\r\nnot a chunk\r\n")
+        await writer.drain()
+        writer.close()
+
+    url = await raw_server(bad_chunk)
+    chunks: list[bytes] = []
+
+    async def read_all(http: httpx.AsyncClient) -> None:
+        async with http.stream("GET", url + "/") as response:
+            async for chunk in response.aiter_bytes():
+                chunks.append(chunk)
+                got_first.set()
+
+    async with client(timeout=0.3) as http, asyncio.timeout(20):
+        with pytest.raises((httpx.RemoteProtocolError, httpx.ReadTimeout)):
+            await read_all(http)
+    assert chunks == [b'{"id"']
+
+
+def test_an_error_of_the_pure_python_parser_is_a_protocol_error_without_its_cause() -> None:
+    from aiohttp.http_exceptions import TransferEncodingError
+
+    from bot.zuora.aiohttp_transport import _as_httpx_errors
+
+    with pytest.raises(httpx.RemoteProtocolError) as raised, _as_httpx_errors():
+        raise TransferEncodingError("Proxy-Authorization: Basic c2VjcmV0")
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__
+    assert "c2VjcmV0" not in str(raised.value)
 
 
 def test_a_socks_proxy_is_refused_when_the_transport_is_built() -> None:

@@ -7,18 +7,21 @@ holds the connections (at most `limits.max_connections`), with httpx's TLS conte
 `SSL_CERT_FILE`/`SSL_CERT_DIR`).
 
 aiohttp's errors become httpx's, each for what happened: a connection refused is a `ConnectError`, a connect
-that timed out a `ConnectTimeout`, a read that timed out a `ReadTimeout`, a connection closed or an answer that
-is not HTTP a `RemoteProtocolError`; the Zuora client turns these into its own messages. The message of an error
+that timed out (waiting for a free connection included: aiohttp times both as one) a `ConnectTimeout`, a read
+that timed out a `ReadTimeout`, a connection closed, a body cut short or an answer that is not HTTP a
+`RemoteProtocolError`; the Zuora client turns these into its own messages. The message of an error
 is its kind only: a proxy's URL may hold a password.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
+import aiohttp.http_exceptions
 import httpx
 
 __all__ = ["AiohttpTransport"]
@@ -32,13 +35,15 @@ _ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
     (aiohttp.ClientHttpProxyError, httpx.ProxyError),
     (aiohttp.ClientConnectorError, httpx.ConnectError),
     (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError),
-    (aiohttp.ClientPayloadError, httpx.ReadError),
+    (aiohttp.ClientPayloadError, httpx.RemoteProtocolError),  # a body cut short, as httpx says it
     (aiohttp.ClientResponseError, httpx.RemoteProtocolError),
     (aiohttp.NonHttpUrlClientError, httpx.UnsupportedProtocol),
     (aiohttp.InvalidURL, httpx.UnsupportedProtocol),
     (aiohttp.ClientOSError, httpx.ReadError),
     (aiohttp.ClientError, httpx.NetworkError),
-    (TimeoutError, httpx.PoolTimeout),  # waiting for a free connection
+    # An answer that is not HTTP, as aiohttp's pure-Python parser reports it
+    (aiohttp.http_exceptions.HttpProcessingError, httpx.RemoteProtocolError),
+    (TimeoutError, httpx.ReadTimeout),  # the body's own read timer (`_Body`)
 )
 _DEFAULT_LIMITS = httpx.Limits()
 # Set by aiohttp itself, from the request it sends.
@@ -49,22 +54,35 @@ _LEFT_TO_AIOHTTP = frozenset({"content-length", "transfer-encoding", "host"})
 def _as_httpx_errors() -> Iterator[None]:
     try:
         yield
-    except (aiohttp.ClientError, TimeoutError) as error:
+    except (
+        aiohttp.ClientError,
+        aiohttp.http_exceptions.HttpProcessingError,
+        TimeoutError,
+    ) as error:
         for theirs, ours in _ERRORS:
             if isinstance(error, theirs):
-                raise ours(type(error).__name__) from error
-        raise  # not reached: ClientError and TimeoutError are both in the table
+                # Not chained: aiohttp's error may hold the request's headers (a proxy's credentials).
+                raise ours(type(error).__name__) from None
+        raise  # not reached: every kind caught is in the table
 
 
 class _Body(httpx.AsyncByteStream):
-    """The answer's body as it arrives (raw: httpx undoes its gzip), released with the response."""
+    """The answer's body as it arrives (raw: httpx undoes its gzip), released with the response.
 
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
+    Each read has its own timer (httpx's read timeout): aiohttp's stops when its parser fails on a malformed
+    chunk, and the read would then wait for nothing."""
+
+    def __init__(self, response: aiohttp.ClientResponse, read_timeout: float | None) -> None:
         self._response = response
+        self._read_timeout = read_timeout
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         with _as_httpx_errors():
-            async for chunk in self._response.content.iter_any():
+            while True:
+                async with asyncio.timeout(self._read_timeout):
+                    chunk = await self._response.content.readany()
+                if not chunk:
+                    return
                 yield chunk
 
     async def aclose(self) -> None:
@@ -104,7 +122,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 connector=connector,
                 auto_decompress=False,
                 cookie_jar=aiohttp.DummyCookieJar(),
-                skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept"),
+                skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
             )
             # aiohttp sends an idempotent request again, unasked, when a kept-alive connection drops under it.
             # The Zuora client's retry policy is the one that decides (and counts, and logs) a second try;
@@ -148,7 +166,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return httpx.Response(
             response.status,
             headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.raw_headers],
-            stream=_Body(response),
+            stream=_Body(response, timeout.get("read")),
             extensions={"http_version": b"HTTP/1.1"},
         )
 
