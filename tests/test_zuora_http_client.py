@@ -128,6 +128,17 @@ async def test_a_pool_that_cannot_be_set_up_is_a_failed_connection(
     assert "SSL_CERT_FILE" in caplog.text
 
 
+def printed_by_a_fresh_interpreter(code: str) -> list[str]:
+    """The words `code` prints, run by this interpreter in a process of its own, from the checkout."""
+    return subprocess.run(  # noqa: S603  # this interpreter, code written in this file
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    ).stdout.split()
+
+
 def test_a_bot_built_and_not_yet_calling_zuora_has_not_loaded_httpcore() -> None:
     """What start-up saves: building every part of the bot (as `Runtime` does before it serves) leaves the
     connection pool's library unloaded, in a fresh interpreter."""
@@ -136,13 +147,7 @@ def test_a_bot_built_and_not_yet_calling_zuora_has_not_loaded_httpcore() -> None
         "build(bench_settings('http://127.0.0.1:9', 'http://127.0.0.1:9/api/')); "
         "print('httpx' in sys.modules, 'httpcore' in sys.modules)"
     )
-    shown = subprocess.run(  # noqa: S603  # this interpreter, code written in this file
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=Path(__file__).resolve().parent.parent,
-    ).stdout.split()
+    shown = printed_by_a_fresh_interpreter(code)
     assert shown == ["True", "False"]
 
 
@@ -168,11 +173,5 @@ def test_zuora_calls_never_load_httpcore_or_anyio() -> None:
         "    print(answer['ok'], *(name in sys.modules for name in ('httpcore', 'h11', 'anyio')))\n"
         "asyncio.run(main())\n"
     )
-    shown = subprocess.run(  # noqa: S603  # this interpreter, code written in this file
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=Path(__file__).resolve().parent.parent,
-    ).stdout.split()
+    shown = printed_by_a_fresh_interpreter(code)
     assert shown == ["True", "False", "False", "False"]
