@@ -98,9 +98,8 @@ class _Followed:
         self.env = env
         self.job_id = job_id
         self.deadline = deadline
-        self.since = (
-            since  # when it was first followed: a listing asked for before then may not show it yet
-        )
+        # When it was first followed: a listing asked for before then may not show it yet.
+        self.since = since
         self.cards: list[ChannelCard] = []
         self.behind = False  # a card did not take the last state: show it again at the next poll
         self.catch_ups = 0  # polls since the job ended
@@ -166,9 +165,8 @@ class JobCards:
         self._followed: dict[Key, _Followed] = {}
         # One task polls every environment with a followed job (`bot.poll_rounds`).
         self._rounds = PollRounds(self._round, sleep=sleep, clock=clock, name="job-cards-poller")
-        self._failures: dict[
-            str, int
-        ] = {}  # environments whose last listings failed, and how many in a row
+        # Environments whose last listings failed, and how many in a row.
+        self._failures: dict[str, int] = {}
         self._closed = False
 
     def env(self, env_id: str) -> EnvRef:
@@ -622,19 +620,20 @@ class JobCards:
         """One round of an environment's polling: the pause before the next one (and whether a followed job
         that is running may end it early), or None when none of its jobs is followed any more."""
         try:
-            return await self._poll_environment(env_id)
+            next_round = await self._poll_environment(env_id)
         except Exception:
             log.exception("job card poller failed", extra={"env": env_id})
-            self._failures.pop(env_id, None)
             for followed in self._on(env_id):
                 self._stop_following(followed)
-            return None
+            next_round = None
+        if next_round is None:
+            self._failures.pop(env_id, None)
+        return next_round
 
     async def _poll_environment(self, env_id: str) -> tuple[float, bool] | None:
         failures = self._failures.get(env_id, 0)
-        if (
-            self._leading()
-        ):  # else the leader keeps the cards current; this replica records what it follows
+        # Only the leader keeps the cards current; another replica records what it follows.
+        if self._leading():
             for followed in self._on(env_id):
                 if self._clock() >= followed.deadline:
                     await self._show_all(
@@ -642,7 +641,6 @@ class JobCards:
                     )
                     self._stop_following(followed)
             if not self._on(env_id):
-                self._failures.pop(env_id, None)
                 return None
             try:
                 listing = await self._view.jobs(
@@ -652,7 +650,6 @@ class JobCards:
                 )
             except ZuoraNotFoundError:
                 log.info("the environment is gone from Zuora; stopped following its jobs")
-                self._failures.pop(env_id, None)
                 for followed in self._on(env_id):
                     self._stop_following(followed)
                 return None
@@ -678,7 +675,6 @@ class JobCards:
                 if job is not None:
                     await self._seen(followed, job, listing.track_id, recovered=recovered)
         if not self._on(env_id):
-            self._failures.pop(env_id, None)
             return None
         if failures:
             return next_delay(self._poll, failures, self._max_backoff), False

@@ -51,9 +51,8 @@ class PollRounds:
         self._due: dict[str, _Due] = {}
         self._running: dict[str, asyncio.Task[None]] = {}
         self._ticker: asyncio.Task[None] | None = None
-        self._target: float | None = (
-            None  # when the ticker's current pause ends; None: waiting for a poke
-        )
+        # When the ticker's current pause ends; None: it waits for a poke.
+        self._target: float | None = None
         self._poked = asyncio.Event()
         self._closed = False
 
@@ -77,7 +76,6 @@ class PollRounds:
         """Stop the ticker and every running round; nothing more is polled (a round that ends meanwhile
         schedules nothing)."""
         self._closed = True
-        self._due.clear()
         tasks = [t for t in (self._ticker, *self._running.values()) if t is not None]
         for task in tasks:
             task.cancel()

@@ -47,7 +47,7 @@ _ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
 )
 _DEFAULT_LIMITS = httpx.Limits()
 # Set by aiohttp itself, from the request it sends.
-_LEFT_TO_AIOHTTP = frozenset({"content-length", "transfer-encoding", "host"})
+_LEFT_TO_AIOHTTP = frozenset({b"content-length", b"transfer-encoding", b"host"})
 
 
 @contextlib.contextmanager
@@ -135,7 +135,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         headers = [
             (name.decode("latin-1"), value.decode("latin-1"))
             for name, value in request.headers.raw
-            if name.decode("latin-1").lower() not in _LEFT_TO_AIOHTTP
+            if name.lower() not in _LEFT_TO_AIOHTTP
         ]
         content = await request.aread()
         proxy = self._proxy

@@ -74,7 +74,7 @@ class ZuoraHttpClient(httpx.AsyncClient):
         transport = kwargs.pop("transport", None)
         if isinstance(transport, httpx.AsyncBaseTransport):
             return transport
-        return BuiltOnFirstUse(functools.partial(_aiohttp_transport, *args, **kwargs))
+        return BuiltOnFirstUse(functools.partial(_aiohttp_transport, None, *args, **kwargs))
 
     def _init_proxy_transport(self, *args: Any, **kwargs: Any) -> httpx.AsyncBaseTransport:
         return BuiltOnFirstUse(functools.partial(_aiohttp_transport, *args, **kwargs))
