@@ -130,7 +130,9 @@ class SlackHealth:
         try:
             await self._auth_test()
         except SlackApiError as error:
-            code = str(error.response.get("error") or "error")
+            # A body that is not JSON (a proxy's error page, say) leaves `data` a string, with no error code.
+            data = error.response.data
+            code = str((data.get("error") if isinstance(data, dict) else None) or "error")
             status = error.response.status_code
             if code in TOKEN_REJECTED:
                 check = Check("degraded", f"Slack rejects the bot token ({code})", blocking=True)

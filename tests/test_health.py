@@ -9,6 +9,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.health import Check, SlackHealth, ZuoraHealth, call_check
 from bot.runtime import Runtime
@@ -171,6 +173,29 @@ async def test_auth_test_runs_in_the_background_and_again_sooner_after_a_failure
     assert retried - failed < 0.5
     assert fourth - retried >= 0.5
     assert health.probes == len(calls)
+
+
+async def test_an_auth_test_answer_that_is_not_json_is_degraded_not_a_crash() -> None:
+    """A proxy's HTML error page where Slack should be: slack_sdk's error then holds the body as text."""
+
+    async def behind_a_proxy() -> dict[str, Any]:
+        page = AsyncSlackResponse(
+            client=None,
+            http_verb="POST",
+            api_url="https://slack.com/api/auth.test",
+            req_args={},
+            data="<html>502 Bad Gateway</html>",
+            headers={},
+            status_code=502,
+        )
+        raise SlackApiError("The request to the Slack API failed.", page)
+
+    health = SlackHealth(behind_a_proxy, interval=60)
+    await health.start()
+    try:
+        assert health.last == Check("degraded", "auth.test: error (HTTP 502)")
+    finally:
+        await health.stop()
 
 
 async def test_start_does_not_wait_long_for_a_slow_auth_test() -> None:
