@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.commands import (
     COMMAND,
@@ -43,16 +43,19 @@ from bot.zuora.errors import (
     ZuoraUnavailableError,
     zuora_did_not_act,
 )
-from bot.zuora.models import (
+from bot.zuora.statuses import (
     RUNNING_STATUSES,
     EnvironmentType,
-    Job,
     JobStatus,
     JobType,
-    TestEnvironment,
     is_cancellable,
     is_terminal,
 )
+
+if TYPE_CHECKING:
+    # Types only: the models (and pydantic) are loaded when Zuora first answers, not at start-up.
+    from bot.zuora.models import Job, TestEnvironment
+
 
 Block = dict[str, Any]
 

@@ -2,6 +2,9 @@
 
 Every problem is reported as one line naming the variable; values are never echoed, so a secret pasted into
 the wrong variable is not printed either.
+
+Each variable is read by a small rule (`RULES`) rather than by a pydantic model: pydantic's import takes a third
+of a bare Bolt app's start-up, and the bot needs it only to read Zuora's first answer (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -10,25 +13,15 @@ import ipaddress
 import os
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
-
-from dotenv import dotenv_values
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
 
 from bot.commands import ID_PATTERN
 from bot.coordination import check_url
+from bot.secret import Secret
 
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 USERGROUP_ID = re.compile(r"^S[A-Z0-9]{2,20}$")
@@ -65,13 +58,11 @@ ZUORA_API_SANDBOX_HOSTS = (
 )
 ZUORA_TEST_HOSTS = ("rest.test.zuora.com", "rest.test.eu.zuora.com", "rest.test.ap.zuora.com")
 
-CommaList = tuple[str, ...]  # each read from one comma-separated variable
-
-
-def _split(value: Any) -> Any:
-    if isinstance(value, str):
-        return tuple(item.strip() for item in value.split(",") if item.strip())
-    return value
+# Each read from one comma-separated variable.
+CommaList = tuple[str, ...]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+LogFormat = Literal["text", "json"]
+Rule = Callable[[Any], Any]
 
 
 def _check_url(value: str, example: str) -> str:
@@ -124,301 +115,46 @@ def zuora_host_warning(base_url: str) -> str | None:
     )
 
 
-class Settings(BaseModel):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
     """The configuration, validated; `load_settings` reads it from the environment and `.env`."""
 
-    model_config = ConfigDict(extra="ignore", validate_default=True, hide_input_in_errors=True)
-
-    slack_bot_token: SecretStr | None = None
-    slack_signing_secret: SecretStr | None = None
-    slack_app_token: SecretStr | None = None
+    slack_bot_token: Secret | None = None
+    slack_signing_secret: Secret | None = None
+    slack_app_token: Secret | None = None
     slack_api_url: str = "https://slack.com/api/"
-    port: int = Field(default=3000, ge=0, le=65535)
+    port: int = 3000
     host: str = DEFAULT_HOST
 
     zuora_base_url: str
-    zuora_client_id: SecretStr
-    zuora_client_secret: SecretStr
+    zuora_client_id: Secret
+    zuora_client_secret: Secret
     zuora_entity_id: str | None = None
-    zuora_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+    zuora_timeout_seconds: float = 30.0
     zuora_gzip_requests: bool = False
     # The most Zuora requests at once from this replica; Zuora allows 40 per tenant by default, shared by
     # every replica and every other integration of the tenant.
-    zuora_max_connections: int = Field(default=20, ge=1, le=200)
+    zuora_max_connections: int = 20
 
     sandbox_allowed_users: CommaList = ()
     sandbox_allowed_usergroups: CommaList = ()
     sandbox_viewer_users: CommaList = ()
     sandbox_viewer_usergroups: CommaList = ()
     sandbox_access_help: str | None = None
-    sandbox_environments: dict[str, str] = Field(default_factory=dict)
+    sandbox_environments: dict[str, str] = field(default_factory=dict)
     sandbox_notify_channel: str | None = None
-    sandbox_poll_seconds: float = Field(default=20.0, ge=0.05, le=3600)
+    sandbox_poll_seconds: float = 20.0
     sandbox_watch_environments: CommaList = ()
-    sandbox_watch_seconds: float = Field(default=60.0, ge=0.05, le=86400)
+    sandbox_watch_seconds: float = 60.0
     # Lead times (seconds, longest first) of the reminders before a scheduled refresh; empty: none.
     sandbox_remind_before: tuple[float, ...] = DEFAULT_REMIND_BEFORE
     sandbox_notify_mention: CommaList = ()
-    sandbox_redis_url: SecretStr | None = None  # may carry a password: shown masked
+    # May carry a password: shown masked.
+    sandbox_redis_url: Secret | None = None
     sandbox_redis_prefix: str = DEFAULT_REDIS_PREFIX
 
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["text", "json"] = "text"
-
-    # -- field rules ---------------------------------------------------------------------------------------------
-
-    @field_validator("log_level", "log_format", mode="before")
-    @classmethod
-    def _case_insensitive(cls, value: Any, info: ValidationInfo) -> Any:
-        if not isinstance(value, str):
-            return value
-        return value.strip().upper() if info.field_name == "log_level" else value.strip().lower()
-
-    @field_validator("slack_bot_token")
-    @classmethod
-    def _bot_token(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().strip():
-            return None  # blank in .env means not set
-        if value is not None and not value.get_secret_value().startswith("xoxb-"):
-            raise ValueError("must be a bot token starting with xoxb-")
-        return value
-
-    @field_validator("slack_app_token")
-    @classmethod
-    def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().strip():
-            return None
-        if value is not None and not value.get_secret_value().startswith("xapp-"):
-            raise ValueError("must be an app-level token starting with xapp-")
-        return value
-
-    @field_validator("slack_signing_secret", "zuora_client_id", "zuora_client_secret")
-    @classmethod
-    def _not_blank(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
-        if value is not None:
-            text = value.get_secret_value()
-            if not text.strip():
-                # Blank means unset; the Zuora credentials have no default, so blank is a missing value.
-                if info.field_name in ("zuora_client_id", "zuora_client_secret"):
-                    raise ValueError("required")
-                return None
-            if text != text.strip() or any(ch.isspace() for ch in text):
-                raise ValueError("must not contain white space")
-        return value
-
-    @field_validator("slack_api_url")
-    @classmethod
-    def _slack_url(cls, value: str) -> str:
-        value = _check_url(value.strip(), "https://slack.com/api/")
-        return value if value.endswith("/") else value + "/"
-
-    @field_validator("host", mode="before")
-    @classmethod
-    def _host(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        text = value.strip()
-        if not text:
-            return DEFAULT_HOST  # blank in .env means not set
-        try:
-            ipaddress.ip_address(text)
-        except ValueError:
-            if re.fullmatch(r"[0-9.]+", text) or not HOSTNAME.fullmatch(text):
-                raise ValueError(
-                    "must be an IP address to bind (0.0.0.0 for every interface, 127.0.0.1 for this "
-                    "machine only, :: for every IPv6 interface) or a host name"
-                ) from None
-        return text
-
-    @field_validator("zuora_base_url")
-    @classmethod
-    def _zuora_url(cls, value: str) -> str:
-        value = _check_url(value.strip(), "https://rest.zuora.com")
-        parts = urlsplit(value)
-        if (
-            parts.path not in ("", "/")
-            or parts.query
-            or parts.fragment
-            or value.endswith(("?", "#"))
-        ):
-            raise ValueError(
-                "must be the host only, without a path, query or fragment: e.g. https://rest.zuora.com, "
-                "not https://rest.zuora.com/v1 (the bot adds each operation's path itself)"
-            )
-        return value.rstrip("/")
-
-    @field_validator("zuora_entity_id", "sandbox_notify_channel")
-    @classmethod
-    def _blank_is_none(cls, value: str | None) -> str | None:
-        return value.strip() or None if value is not None else None
-
-    @field_validator("sandbox_access_help")
-    @classmethod
-    def _access_help(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None  # blank in .env means not set: refusals name who holds the permission
-        text = value.strip()
-        if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in text):
-            raise ValueError("must be one line (no line break or control character)")
-        if len(text) > ACCESS_HELP_MAX:
-            raise ValueError(
-                f"must be one sentence of at most {ACCESS_HELP_MAX} characters ({len(text)} given)"
-            )
-        return text
-
-    @field_validator("zuora_entity_id")
-    @classmethod
-    def _entity(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"[A-Za-z0-9-]{1,64}", value):
-            raise ValueError("must be one Zuora entity ID (letters, digits, dashes)")
-        return value
-
-    @field_validator(
-        "sandbox_allowed_users",
-        "sandbox_allowed_usergroups",
-        "sandbox_viewer_users",
-        "sandbox_viewer_usergroups",
-        "sandbox_notify_mention",
-        "sandbox_watch_environments",
-        mode="before",
-    )
-    @classmethod
-    def _comma_list(cls, value: Any) -> Any:
-        return _split(value)
-
-    @field_validator("sandbox_allowed_users")
-    @classmethod
-    def _users(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        bad = [item for item in value if not USER_ID.fullmatch(item)]
-        if bad:
-            raise ValueError(
-                f"{len(bad)} entr{'y is' if len(bad) == 1 else 'ies are'} not a Slack user ID (U… or W…)"
-            )
-        return value
-
-    @field_validator("sandbox_viewer_users")
-    @classmethod
-    def _viewers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        bad = [item for item in value if item != EVERY_MEMBER and not USER_ID.fullmatch(item)]
-        if bad:
-            raise ValueError(
-                f"{len(bad)} entr{'y is' if len(bad) == 1 else 'ies are'} not a Slack user ID (U… or W…) "
-                f"or {EVERY_MEMBER} (every full member of the workspace)"
-            )
-        return value
-
-    @field_validator("sandbox_notify_mention")
-    @classmethod
-    def _mentions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        bad = [
-            item for item in value if not (USER_ID.fullmatch(item) or USERGROUP_ID.fullmatch(item))
-        ]
-        if bad:
-            raise ValueError(
-                f"{len(bad)} entr{'y is' if len(bad) == 1 else 'ies are'} not a Slack user-group ID (S…) "
-                "or user ID (U… or W…)"
-            )
-        return value
-
-    @field_validator("sandbox_remind_before", mode="before")
-    @classmethod
-    def _remind_before(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        leads: list[float] = []
-        for number, item in enumerate(_split(value), start=1):
-            seconds = _duration(item)
-            if seconds is None:
-                raise ValueError(
-                    f"entry {number} is not a duration such as 24h, 1h, 15m, 90s or 1d12h"
-                )
-            if not 0 < seconds <= MAX_REMIND_BEFORE:
-                raise ValueError(f"entry {number} must be more than 0 and at most 30 days")
-            leads.append(seconds)
-        return tuple(sorted(set(leads), reverse=True))
-
-    @field_validator("sandbox_redis_url")
-    @classmethod
-    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None or not value.get_secret_value().strip():
-            return None  # blank: in-process coordination, one replica
-        url = value.get_secret_value().strip()
-        try:
-            check_url(url)  # the store's own rules; its messages never hold the password
-        except ValueError:
-            raise ValueError(
-                "must be a redis:// or rediss:// URL with a host, a numeric port and database, "
-                "e.g. redis://redis:6379/0"
-            ) from None
-        return SecretStr(url)
-
-    @field_validator("sandbox_redis_prefix")
-    @classmethod
-    def _redis_prefix(cls, value: str) -> str:
-        text = value.strip()
-        if not text:
-            return DEFAULT_REDIS_PREFIX
-        if not REDIS_PREFIX.fullmatch(text):
-            raise ValueError("must be 1 to 64 letters, digits or _ . : / -")
-        return text
-
-    @field_validator("sandbox_allowed_usergroups", "sandbox_viewer_usergroups")
-    @classmethod
-    def _groups(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        bad = [item for item in value if not USERGROUP_ID.fullmatch(item)]
-        if bad:
-            raise ValueError(
-                f"{len(bad)} entr{'y is' if len(bad) == 1 else 'ies are'} not a Slack user-group ID (S…)"
-            )
-        return value
-
-    @field_validator("sandbox_notify_channel")
-    @classmethod
-    def _channel(cls, value: str | None) -> str | None:
-        if value is not None and not CHANNEL_ID.fullmatch(value):
-            raise ValueError("must be a Slack channel ID (C…, G… or D…), not a channel name")
-        return value
-
-    @field_validator("sandbox_environments", mode="before")
-    @classmethod
-    def _environments(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        aliases: dict[str, str] = {}
-        for number, pair in enumerate((p.strip() for p in value.split(",") if p.strip()), start=1):
-            alias, sep, env_id = (part.strip() for part in pair.partition("="))
-            if not sep:
-                raise ValueError(f"entry {number} is not name=<test environment id>")
-            if not ALIAS.fullmatch(alias.lower()):
-                raise ValueError(
-                    f"entry {number}: alias must be a letter then letters, digits, - or _ (at most 32)"
-                )
-            if not ID_PATTERN.fullmatch(env_id):
-                # No alias in the message: a pasted secret ending in "=" (base64) would parse as an alias.
-                raise ValueError(f"entry {number}: the test environment ID is malformed")
-            if alias.lower() in aliases:
-                raise ValueError(f"alias {alias.lower()} is given twice")
-            aliases[alias.lower()] = env_id
-        return aliases
-
-    @model_validator(mode="after")
-    def _cross_checks(self) -> Settings:
-        unknown = [
-            item
-            for item in self.sandbox_watch_environments
-            if item.lower() != "all"
-            and item.lower() not in self.sandbox_environments
-            and not ID_PATTERN.fullmatch(item)
-        ]
-        if unknown:
-            raise ValueError(
-                "SANDBOX_WATCH_ENVIRONMENTS: entries must be aliases from SANDBOX_ENVIRONMENTS, test environment IDs or 'all'"
-            )
-        if self.sandbox_watch_environments and not self.sandbox_notify_channel:
-            raise ValueError(
-                "SANDBOX_WATCH_ENVIRONMENTS: the watch announces jobs in SANDBOX_NOTIFY_CHANNEL, which is not set"
-            )
-        return self
+    log_level: LogLevel = "INFO"
+    log_format: LogFormat = "text"
 
     # -- derived ------------------------------------------------------------------------------------------------
 
@@ -439,13 +175,13 @@ class Settings(BaseModel):
     def describe(self) -> list[tuple[str, str]]:
         """(VARIABLE, shown value) for `sandbox-bot check`: secrets masked."""
         rows: list[tuple[str, str]] = []
-        for name in type(self).model_fields:
+        for name in SETTING_NAMES:
             value = getattr(self, name)
             if name == "sandbox_redis_url" and value is not None:
                 shown = redis_location(value)
             elif name == "sandbox_remind_before":
                 shown = ", ".join(format_duration(lead) for lead in value) or "(none: no reminders)"
-            elif isinstance(value, SecretStr):
+            elif isinstance(value, Secret):
                 shown = _mask(value)
             elif value is None or value in ((), {}):
                 shown = "(not set)"
@@ -457,6 +193,332 @@ class Settings(BaseModel):
                 shown = str(value)
             rows.append((name.upper(), shown))
         return rows
+
+
+SETTING_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Settings))
+REQUIRED: frozenset[str] = frozenset(
+    f.name for f in fields(Settings) if f.default is MISSING and f.default_factory is MISSING
+)
+
+# -- field rules ----------------------------------------------------------------------------------------------
+# Each rule takes a value as read (text from the environment or `.env`, or a typed value given to
+# `load_settings`) and returns it parsed, or raises ValueError with what is expected. A message never echoes the
+# value: a secret pasted into the wrong variable must not be printed.
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be text")
+    return value
+
+
+def _secret_text(value: Any) -> str:
+    return value.get_secret_value() if isinstance(value, Secret) else _text(value)
+
+
+def _whole_number(low: int, high: int) -> Rule:
+    def read(value: Any) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        else:
+            try:
+                number = int(_text(value).strip())
+            except ValueError:
+                raise ValueError(f"must be a whole number from {low} to {high}") from None
+        if not low <= number <= high:
+            raise ValueError(f"must be a whole number from {low} to {high}")
+        return number
+
+    return read
+
+
+def _seconds(low: float, high: float, *, above_low: bool = False) -> Rule:
+    """A number of seconds in [low, high], or (low, high] with `above_low`."""
+    expected = f"must be a number of seconds {'above' if above_low else 'from'} {low:g} {'and at most' if above_low else 'to'} {high:g}"
+
+    def read(value: Any) -> float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            number = float(value)
+        else:
+            try:
+                number = float(_text(value).strip())
+            except ValueError:
+                raise ValueError(expected) from None
+        if not (low < number <= high if above_low else low <= number <= high):
+            # NaN fails both comparisons, so it lands here too.
+            raise ValueError(expected)
+        return number
+
+    return read
+
+
+TRUE_WORDS = frozenset({"1", "true", "yes", "on", "t", "y"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off", "f", "n"})
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = _text(value).strip().lower()
+    if text in TRUE_WORDS or text in FALSE_WORDS:
+        return text in TRUE_WORDS
+    raise ValueError("must be true or false")
+
+
+def _one_of(choices: tuple[str, ...], fold: Callable[[str], str]) -> Rule:
+    def read(value: Any) -> str:
+        text = fold(_text(value).strip())
+        if text not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return text
+
+    return read
+
+
+def _comma_list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, tuple | list) and all(isinstance(item, str) for item in value):
+        return tuple(value)
+    return tuple(item.strip() for item in _text(value).split(",") if item.strip())
+
+
+def _bot_token(value: Any) -> Secret | None:
+    text = _secret_text(value)
+    if not text.strip():
+        return None  # blank in .env means not set
+    if not text.startswith("xoxb-"):
+        raise ValueError("must be a bot token starting with xoxb-")
+    return Secret(text)
+
+
+def _app_token(value: Any) -> Secret | None:
+    text = _secret_text(value)
+    if not text.strip():
+        return None
+    if not text.startswith("xapp-"):
+        raise ValueError("must be an app-level token starting with xapp-")
+    return Secret(text)
+
+
+def _credential(*, required: bool) -> Rule:
+    def read(value: Any) -> Secret | None:
+        text = _secret_text(value)
+        if not text.strip():
+            # Blank means unset; the Zuora credentials have no default, so blank is a missing value.
+            if required:
+                raise ValueError("required")
+            return None
+        if any(ch.isspace() for ch in text):
+            raise ValueError("must not contain white space")
+        return Secret(text)
+
+    return read
+
+
+def _slack_url(value: Any) -> str:
+    url = _check_url(_text(value).strip(), "https://slack.com/api/")
+    return url if url.endswith("/") else url + "/"
+
+
+def _host(value: Any) -> str:
+    text = _text(value).strip()
+    if not text:
+        return DEFAULT_HOST  # blank in .env means not set
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        if re.fullmatch(r"[0-9.]+", text) or not HOSTNAME.fullmatch(text):
+            raise ValueError(
+                "must be an IP address to bind (0.0.0.0 for every interface, 127.0.0.1 for this "
+                "machine only, :: for every IPv6 interface) or a host name"
+            ) from None
+    return text
+
+
+def _zuora_url(value: Any) -> str:
+    url = _check_url(_text(value).strip(), "https://rest.zuora.com")
+    parts = urlsplit(url)
+    if parts.path not in ("", "/") or parts.query or parts.fragment or url.endswith(("?", "#")):
+        raise ValueError(
+            "must be the host only, without a path, query or fragment: e.g. https://rest.zuora.com, "
+            "not https://rest.zuora.com/v1 (the bot adds each operation's path itself)"
+        )
+    return url.rstrip("/")
+
+
+def _entity(value: Any) -> str | None:
+    text = _text(value).strip()
+    if not text:
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", text):
+        raise ValueError("must be one Zuora entity ID (letters, digits, dashes)")
+    return text
+
+
+def _access_help(value: Any) -> str | None:
+    text = _text(value).strip()
+    if not text:
+        return None  # blank in .env means not set: refusals name who holds the permission
+    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in text):
+        raise ValueError("must be one line (no line break or control character)")
+    if len(text) > ACCESS_HELP_MAX:
+        raise ValueError(
+            f"must be one sentence of at most {ACCESS_HELP_MAX} characters ({len(text)} given)"
+        )
+    return text
+
+
+def _entries(count: int) -> str:
+    return f"{count} entr{'y is' if count == 1 else 'ies are'}"
+
+
+def _ids(accepts: Callable[[str], bool], expected: str) -> Rule:
+    """A comma-separated list whose every entry `accepts`; the problem counts the entries that are not."""
+
+    def read(value: Any) -> tuple[str, ...]:
+        items = _comma_list(value)
+        bad = sum(1 for item in items if not accepts(item))
+        if bad:
+            raise ValueError(f"{_entries(bad)} not {expected}")
+        return items
+
+    return read
+
+
+def _is_user(item: str) -> bool:
+    return USER_ID.fullmatch(item) is not None
+
+
+def _is_usergroup(item: str) -> bool:
+    return USERGROUP_ID.fullmatch(item) is not None
+
+
+def _channel(value: Any) -> str | None:
+    text = _text(value).strip()
+    if not text:
+        return None
+    if not CHANNEL_ID.fullmatch(text):
+        raise ValueError("must be a Slack channel ID (C…, G… or D…), not a channel name")
+    return text
+
+
+def _environments(value: Any) -> dict[str, str]:
+    if isinstance(value, Mapping):
+        return {str(alias): str(env_id) for alias, env_id in value.items()}
+    aliases: dict[str, str] = {}
+    for number, pair in enumerate(
+        (p.strip() for p in _text(value).split(",") if p.strip()), start=1
+    ):
+        alias, sep, env_id = (part.strip() for part in pair.partition("="))
+        if not sep:
+            raise ValueError(f"entry {number} is not name=<test environment id>")
+        if not ALIAS.fullmatch(alias.lower()):
+            raise ValueError(
+                f"entry {number}: alias must be a letter then letters, digits, - or _ (at most 32)"
+            )
+        if not ID_PATTERN.fullmatch(env_id):
+            # No alias in the message: a pasted secret ending in "=" (base64) would parse as an alias.
+            raise ValueError(f"entry {number}: the test environment ID is malformed")
+        if alias.lower() in aliases:
+            raise ValueError(f"alias {alias.lower()} is given twice")
+        aliases[alias.lower()] = env_id
+    return aliases
+
+
+def _remind_before(value: Any) -> tuple[float, ...]:
+    if isinstance(value, tuple | list):
+        leads = [_seconds(0, MAX_REMIND_BEFORE, above_low=True)(lead) for lead in value]
+        return tuple(sorted(set(leads), reverse=True))
+    leads = []
+    for number, item in enumerate(_comma_list(value), start=1):
+        seconds = _duration(item)
+        if seconds is None:
+            raise ValueError(f"entry {number} is not a duration such as 24h, 1h, 15m, 90s or 1d12h")
+        if not 0 < seconds <= MAX_REMIND_BEFORE:
+            raise ValueError(f"entry {number} must be more than 0 and at most 30 days")
+        leads.append(seconds)
+    return tuple(sorted(set(leads), reverse=True))
+
+
+def _redis_url(value: Any) -> Secret | None:
+    url = _secret_text(value).strip()
+    if not url:
+        return None  # blank: in-process coordination, one replica
+    try:
+        check_url(url)  # the store's own rules; its messages never hold the password
+    except ValueError:
+        raise ValueError(
+            "must be a redis:// or rediss:// URL with a host, a numeric port and database, "
+            "e.g. redis://redis:6379/0"
+        ) from None
+    return Secret(url)
+
+
+def _redis_prefix(value: Any) -> str:
+    text = _text(value).strip()
+    if not text:
+        return DEFAULT_REDIS_PREFIX
+    if not REDIS_PREFIX.fullmatch(text):
+        raise ValueError("must be 1 to 64 letters, digits or _ . : / -")
+    return text
+
+
+RULES: dict[str, Rule] = {
+    "slack_bot_token": _bot_token,
+    "slack_signing_secret": _credential(required=False),
+    "slack_app_token": _app_token,
+    "slack_api_url": _slack_url,
+    "port": _whole_number(0, 65535),
+    "host": _host,
+    "zuora_base_url": _zuora_url,
+    "zuora_client_id": _credential(required=True),
+    "zuora_client_secret": _credential(required=True),
+    "zuora_entity_id": _entity,
+    "zuora_timeout_seconds": _seconds(0, 300, above_low=True),
+    "zuora_gzip_requests": _flag,
+    "zuora_max_connections": _whole_number(1, 200),
+    "sandbox_allowed_users": _ids(_is_user, "a Slack user ID (U… or W…)"),
+    "sandbox_allowed_usergroups": _ids(_is_usergroup, "a Slack user-group ID (S…)"),
+    "sandbox_viewer_users": _ids(
+        lambda item: item == EVERY_MEMBER or _is_user(item),
+        f"a Slack user ID (U… or W…) or {EVERY_MEMBER} (every full member of the workspace)",
+    ),
+    "sandbox_viewer_usergroups": _ids(_is_usergroup, "a Slack user-group ID (S…)"),
+    "sandbox_access_help": _access_help,
+    "sandbox_environments": _environments,
+    "sandbox_notify_channel": _channel,
+    "sandbox_poll_seconds": _seconds(0.05, 3600),
+    "sandbox_watch_environments": _comma_list,
+    "sandbox_watch_seconds": _seconds(0.05, 86400),
+    "sandbox_remind_before": _remind_before,
+    "sandbox_notify_mention": _ids(
+        lambda item: _is_user(item) or _is_usergroup(item),
+        "a Slack user-group ID (S…) or user ID (U… or W…)",
+    ),
+    "sandbox_redis_url": _redis_url,
+    "sandbox_redis_prefix": _redis_prefix,
+    "log_level": _one_of(get_args(LogLevel), str.upper),
+    "log_format": _one_of(get_args(LogFormat), str.lower),
+}
+
+
+def _cross_problems(settings: Settings) -> list[str]:
+    """Problems between variables, looked at once every variable is valid on its own."""
+    unknown = [
+        item
+        for item in settings.sandbox_watch_environments
+        if item.lower() != "all"
+        and item.lower() not in settings.sandbox_environments
+        and not ID_PATTERN.fullmatch(item)
+    ]
+    if unknown:
+        return [
+            "SANDBOX_WATCH_ENVIRONMENTS: entries must be aliases from SANDBOX_ENVIRONMENTS, test environment IDs or 'all'"
+        ]
+    if settings.sandbox_watch_environments and not settings.sandbox_notify_channel:
+        return [
+            "SANDBOX_WATCH_ENVIRONMENTS: the watch announces jobs in SANDBOX_NOTIFY_CHANNEL, which is not set"
+        ]
+    return []
 
 
 def _duration(text: str) -> float | None:
@@ -478,7 +540,7 @@ def format_duration(seconds: float) -> str:
     return "".join(parts) or "0s"
 
 
-def redis_location(url: SecretStr) -> str:
+def redis_location(url: Secret) -> str:
     """Where Redis is, without its password: `rediss://redis.internal:6380/0 (password set)`."""
     parts = urlsplit(url.get_secret_value())
     host = parts.hostname or ""
@@ -487,7 +549,7 @@ def redis_location(url: SecretStr) -> str:
     return shown + (" (password set)" if parts.password else "")
 
 
-def _mask(secret: SecretStr) -> str:
+def _mask(secret: Secret) -> str:
     text = secret.get_secret_value()
     prefix = text.split("-", 1)[0] + "-" if text.startswith(("xoxb-", "xapp-")) else ""
     return f"{prefix}*** (set, {len(text)} characters)"
@@ -501,28 +563,20 @@ class ConfigError(Exception):
         super().__init__("invalid configuration:\n" + "\n".join(f"- {p}" for p in problems))
 
 
-def _describe_error(error: Mapping[str, Any]) -> str:
-    location = [str(part) for part in error.get("loc", ())]
-    variable = location[0].upper() if location else "configuration"
-    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
-    if error.get("type") == "missing":
-        message = "required"
-    if not location and ":" in message:
-        return message
-    return f"{variable}: {message}"
-
-
 def read_environment(env_file: str | None) -> dict[str, str]:
     """The settings' variables as text: from `env_file` (when it exists), then from the environment, which wins.
     Names are matched whatever their case and given as the fields are named (lower case).
 
     The fields' validators read lists, maps and lead times from the text; nothing is decoded as JSON. (This
     was pydantic-settings' job; these lines replace about 2 MB and 30 ms of its start-up: docs/performance.md.)"""
-    names = Settings.model_fields.keys()
+    names = frozenset(SETTING_NAMES)
     values: dict[str, str] = {}
     path = Path(env_file).expanduser() if env_file is not None else None
     # A named pipe too: some secret stores mount `.env` as one.
     if path is not None and (path.is_file() or path.is_fifo()):
+        # Imported here: a deployment configured by its environment alone never needs it.
+        from dotenv import dotenv_values
+
         for name, value in dotenv_values(path, encoding="utf-8").items():
             if value is not None and name.lower() in names:
                 values[name.lower()] = value
@@ -540,7 +594,7 @@ def _mode_problems(values: Mapping[str, Any], *, demo: bool) -> list[str]:
 
     def given(name: str) -> bool:
         value = values.get(name)
-        if isinstance(value, SecretStr):
+        if isinstance(value, Secret):
             value = value.get_secret_value()
         return bool(str(value or "").strip())
 
@@ -566,14 +620,26 @@ def load_settings(
         **read_environment(env_file),
         **{name.lower(): value for name, value in overrides.items()},
     }
-    problems = _mode_problems(values, demo=demo)
-    try:
-        settings = Settings.model_validate(values)
-    except ValidationError as exc:
-        field_problems = [_describe_error(error) for error in exc.errors()]
-        named = {line.split(":", 1)[0] for line in field_problems}
-        problems = field_problems + [p for p in problems if p.split(":", 1)[0] not in named]
-        raise ConfigError(problems) from None
-    if problems:
+    field_problems: list[str] = []
+    parsed: dict[str, Any] = {}
+    for name in SETTING_NAMES:
+        # An override of None stands for a variable that is not set (the default, whatever the environment says).
+        value = values.get(name)
+        if value is None:
+            if name in REQUIRED:
+                field_problems.append(f"{name.upper()}: required")
+            continue
+        try:
+            parsed[name] = RULES[name](value)
+        except ValueError as exc:
+            field_problems.append(f"{name.upper()}: {exc}")
+    settings = None if field_problems else Settings(**parsed)
+    if settings is not None:
+        field_problems = _cross_problems(settings)
+    named = {line.split(":", 1)[0] for line in field_problems}
+    problems = field_problems + [
+        p for p in _mode_problems(values, demo=demo) if p.split(":", 1)[0] not in named
+    ]
+    if problems or settings is None:
         raise ConfigError(problems)
     return settings

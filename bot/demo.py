@@ -33,7 +33,7 @@ from types import TracebackType
 from typing import Any
 
 from bot import logs
-from bot.config import Settings, load_settings
+from bot.config import SETTING_NAMES, Settings, load_settings
 from bot.runtime import EVENTS_PATH, Runtime
 from bot.sim.clock import Clock, SystemClock
 from bot.sim.slack import SlackEmulator
@@ -257,9 +257,9 @@ class Demo:
             # The watch announces every job in the audit channel, as a tenant's would be.
             values["sandbox_watch_environments"] = "all"
             values["sandbox_watch_seconds"] = self.watch_seconds
-        for name, field in Settings.model_fields.items():
+        for name in SETTING_NAMES:
             if name not in values and name.startswith(("slack_", "zuora_", "sandbox_")):
-                values[name] = field.get_default(call_default_factory=True)
+                values[name] = None  # the default, whatever the shell's environment says
         return load_settings(demo=True, env_file=None, **values)
 
     # ---- lifecycle

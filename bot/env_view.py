@@ -13,11 +13,15 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bot.zuora.client import ZuoraClient
-from bot.zuora.models import Job, TestEnvironment
 from bot.zuora.retry import NO_RETRY
 from bot.zuora.trackid import new_track_id
+
+if TYPE_CHECKING:
+    # Types only: the models (and pydantic) are loaded when Zuora first answers, not at start-up.
+    from bot.zuora.models import Job, TestEnvironment
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from bot import view_blocks
 from bot.commands import EnvRef
@@ -20,7 +21,11 @@ from bot.permissions import Permissions
 from bot.slack_surface import SlackSurface
 from bot.view_blocks import HomeEnvironment, View
 from bot.zuora.errors import ZuoraError
-from bot.zuora.models import TestEnvironment
+
+if TYPE_CHECKING:
+    # Types only: the models (and pydantic) are loaded when Zuora first answers, not at start-up.
+    from bot.zuora.models import TestEnvironment
+
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from bot import blocks
 from bot.backoff import next_delay
@@ -40,7 +40,12 @@ from bot.shared_cards import SharedCards
 from bot.slack_surface import Origin, SlackSurface
 from bot.tasks import cancel_and_wait
 from bot.zuora.errors import ZuoraError, ZuoraNotFoundError
-from bot.zuora.models import Job, JobStatus, is_terminal
+from bot.zuora.statuses import JobStatus, is_terminal
+
+if TYPE_CHECKING:
+    # Types only: the models (and pydantic) are loaded when Zuora first answers, not at start-up.
+    from bot.zuora.models import Job
+
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +115,9 @@ class _Followed:
 
     @property
     def last(self) -> Job | None:
+        # Imported here, once loaded a dictionary lookup: the models bring pydantic, which start-up does not need.
+        from bot.zuora.models import Job
+
         return None if self._last is None else Job.model_validate_json(self._last)
 
     @last.setter
@@ -560,6 +568,8 @@ class JobCards:
         cards. Raises `CoordinationUnavailable` when the store cannot be read (the next round tries again)."""
         if self._shared is None or self._closed:
             return
+        from bot.zuora.models import Job
+
         records = await self._shared.followed()
         settled = self._clock() - ADOPT_GRACE
         for key, followed in list(self._followed.items()):

@@ -16,11 +16,16 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.commands import ID_PATTERN
 from bot.slack_surface import SlackSurface, slack_error
-from bot.zuora.models import Job, is_terminal
+from bot.zuora.statuses import is_terminal
+
+if TYPE_CHECKING:
+    # Types only: the models (and pydantic) are loaded when Zuora first answers, not at start-up.
+    from bot.zuora.models import Job
+
 
 log = logging.getLogger(__name__)
 

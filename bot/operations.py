@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot import audit, blocks
 from bot.commands import (
@@ -50,8 +50,13 @@ from bot.outcomes import (
 from bot.permissions import Permissions, Role, Standing
 from bot.zuora.client import ZuoraClient
 from bot.zuora.errors import ZuoraError, zuora_did_not_act
-from bot.zuora.models import Job, JobStatus, TestEnvironment
+from bot.zuora.statuses import JobStatus
 from bot.zuora.trackid import new_track_id
+
+if TYPE_CHECKING:
+    # Types only: the models (and pydantic) are loaded when Zuora first answers, not at start-up.
+    from bot.zuora.models import Job, TestEnvironment
+
 
 log = logging.getLogger(__name__)
 

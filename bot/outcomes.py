@@ -7,11 +7,15 @@ outcome goes (`bot.listeners.deliver`), and job cards are `JobCards`'s business.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, TypeAlias, assert_never
+from typing import TYPE_CHECKING, Literal, TypeAlias, assert_never
 
 from bot.blocks import Message
 from bot.commands import EnvRef
-from bot.zuora.models import Job
+
+if TYPE_CHECKING:
+    # Types only: the models (and pydantic) are loaded when Zuora first answers, not at start-up.
+    from bot.zuora.models import Job
+
 
 Metric = Literal["ok", "usage", "refused", "zuora_error", "duplicate", "expired", "unavailable"]
 

@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot import audit, blocks, view_blocks
 from bot.commands import ID_PATTERN, EnvRef
@@ -30,7 +30,11 @@ from bot.permissions import Permissions
 from bot.slack_surface import Origin, SlackSurface
 from bot.view_blocks import FIELD_AT, FIELD_ENV, FIELD_WHEN, WHEN_AT, WHEN_NOW, FormState, View
 from bot.zuora.errors import ZuoraError
-from bot.zuora.models import TestEnvironment
+
+if TYPE_CHECKING:
+    # Types only: the models (and pydantic) are loaded when Zuora first answers, not at start-up.
+    from bot.zuora.models import TestEnvironment
+
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ import math
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter
 
@@ -44,7 +44,12 @@ from bot.env_view import EnvironmentView
 from bot.metrics import Metrics
 from bot.notification_channel import CardRef, Key
 from bot.zuora.errors import ZuoraError
-from bot.zuora.models import RUNNING_STATUSES, Job, JobStatus
+from bot.zuora.statuses import RUNNING_STATUSES, JobStatus
+
+if TYPE_CHECKING:
+    # Types only: the models (and pydantic) are loaded when Zuora first answers, not at start-up.
+    from bot.zuora.models import Job
+
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.blocks import (
@@ -36,7 +36,12 @@ from bot.blocks import (
 )
 from bot.commands import COMMAND, EnvRef, escape_mrkdwn
 from bot.permissions import Grantors, Role
-from bot.zuora.models import Job, TestEnvironment, is_cancellable, is_terminal
+from bot.zuora.statuses import is_cancellable, is_terminal
+
+if TYPE_CHECKING:
+    # Types only: the models (and pydantic) are loaded when Zuora first answers, not at start-up.
+    from bot.zuora.models import Job, TestEnvironment
+
 
 FORM_CALLBACK = "sandbox_refresh_form"
 SHORTCUT_CALLBACK = "sandbox_refresh_shortcut"

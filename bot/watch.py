@@ -35,8 +35,8 @@ from bot.reminders import Reminders
 from bot.tasks import cancel_and_wait
 from bot.zuora.client import ZuoraClient
 from bot.zuora.errors import ZuoraError
-from bot.zuora.models import is_terminal
 from bot.zuora.retry import NO_RETRY
+from bot.zuora.statuses import is_terminal
 from bot.zuora.trackid import new_track_id
 
 log = logging.getLogger(__name__)

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from bot.config import (
+    SETTING_NAMES,
     ZUORA_API_SANDBOX_HOSTS,
     ZUORA_PRODUCTION_HOSTS,
     ZUORA_TEST_HOSTS,
     ConfigError,
-    Settings,
     load_settings,
     zuora_host_warning,
 )
@@ -636,7 +636,7 @@ def test_a_pasted_secret_is_not_echoed(
 def test_describe_masks_secrets_and_lists_every_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     setenv(monkeypatch, {**MINIMAL, "SLACK_APP_TOKEN": APP_TOKEN})
     rows = dict(load_settings(env_file=None).describe())
-    assert set(rows) == {name.upper() for name in Settings.model_fields}
+    assert set(rows) == {name.upper() for name in SETTING_NAMES}
     shown = "\n".join(rows.values())
     for secret in SECRETS:
         assert secret not in shown
@@ -672,7 +672,7 @@ def test_env_example_documents_every_setting() -> None:
         for line in example.splitlines()
         if "=" in line and not line.startswith("#")
     }
-    assert documented == {name.upper() for name in Settings.model_fields}
+    assert documented == {name.upper() for name in SETTING_NAMES}
 
 
 # -- roles, reminders, mentions, Redis ------------------------------------------------------------------------
@@ -726,3 +726,90 @@ def test_check_shows_where_redis_is_without_its_password(monkeypatch: pytest.Mon
     assert rows["SANDBOX_REDIS_URL"] == "rediss://redis.internal:6380/1 (password set)"
     assert rows["SANDBOX_REMIND_BEFORE"] == "1d, 1h30m"
     assert all("hunter2" not in shown for shown in rows.values())
+
+
+# -- how values are read ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("true", True),
+        ("Yes", True),
+        ("on", True),
+        ("1", True),
+        (" false ", False),
+        ("off", False),
+        ("0", False),
+    ],
+)
+def test_a_flag_reads_the_usual_words(
+    monkeypatch: pytest.MonkeyPatch, text: str, expected: bool
+) -> None:
+    setenv(monkeypatch, {**MINIMAL, "ZUORA_GZIP_REQUESTS": text})
+    assert load_settings(env_file=None).zuora_gzip_requests is expected
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("PORT", "70000", "a whole number from 0 to 65535"),
+        ("PORT", "80.5", "a whole number from 0 to 65535"),
+        ("ZUORA_MAX_CONNECTIONS", "0", "a whole number from 1 to 200"),
+        ("ZUORA_TIMEOUT_SECONDS", "0", "above 0 and at most 300"),
+        ("ZUORA_TIMEOUT_SECONDS", "nan", "above 0 and at most 300"),
+        ("SANDBOX_POLL_SECONDS", "0.01", "from 0.05 to 3600"),
+        ("ZUORA_GZIP_REQUESTS", "maybe", "true or false"),
+        ("LOG_LEVEL", "TRACE", "DEBUG, INFO, WARNING, ERROR"),
+    ],
+)
+def test_a_bad_value_says_what_is_expected(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, says: str
+) -> None:
+    [problem] = problems_for(monkeypatch, **{variable: value})
+    assert problem == f"{variable}: must be " + problem.split("must be ", 1)[1]
+    assert says in problem
+
+
+def test_typed_values_given_to_load_settings_are_checked_like_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The demo and the tests give numbers, flags and lists as values: the same rules apply."""
+    setenv(monkeypatch, MINIMAL)
+    settings = load_settings(
+        env_file=None,
+        port=8080,
+        zuora_gzip_requests=True,
+        sandbox_poll_seconds=2,
+        sandbox_remind_before=(60.0, 3600.0),
+        sandbox_allowed_users=("U0AAA111",),
+    )
+    assert (settings.port, settings.zuora_gzip_requests, settings.sandbox_poll_seconds) == (
+        8080,
+        True,
+        2.0,
+    )
+    assert settings.sandbox_remind_before == (3600.0, 60.0)
+    assert settings.sandbox_allowed_users == ("U0AAA111",)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env_file=None, port=True, sandbox_poll_seconds=0)
+    assert [variable_of(p) for p in caught.value.problems] == ["PORT", "SANDBOX_POLL_SECONDS"]
+
+
+def test_none_given_to_load_settings_is_the_default_whatever_the_environment_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    setenv(monkeypatch, {**MINIMAL, "PORT": "8080", "SLACK_APP_TOKEN": APP_TOKEN})
+    settings = load_settings(env_file=None, port=None, slack_app_token=None)
+    assert (settings.port, settings.slack_app_token) == (3000, None)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env_file=None, zuora_client_id=None)
+    assert caught.value.problems == ["ZUORA_CLIENT_ID: required"]
+
+
+def test_settings_and_their_secrets_never_show_a_secret() -> None:
+    settings = load_settings(env_file=None, **{k.lower(): v for k, v in MINIMAL.items()})
+    shown = f"{settings!r} {settings} {settings.zuora_client_secret}"
+    for secret in SECRETS:
+        assert secret not in shown
+    assert settings.zuora_client_secret.get_secret_value() == CLIENT_SECRET

@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.card_thread import CardThreads
@@ -19,6 +18,7 @@ from bot.env_view import EnvironmentView
 from bot.job_cards import JobCards, Origin
 from bot.outcomes import JobActed, JobLooked
 from bot.reminders import Reminders
+from bot.secret import Secret
 from bot.sim.clock import ManualClock
 from bot.sim.slack import SlackEmulator
 from bot.sim.zuora import ZuoraSimulator
@@ -67,7 +67,7 @@ async def zuora_client(zuora: ZuoraSimulator) -> AsyncIterator[ZuoraClient]:
         })).json()["access_token"]  # fmt: skip
         yield ZuoraClient(
             base_url=zuora.base_url,
-            auth=StaticToken(SecretStr(token)),
+            auth=StaticToken(Secret(token)),
             http=http,
             retry=RetryPolicy(attempts=1),
         )

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 import respx
-from pydantic import SecretStr
 
+from bot.secret import Secret
 from bot.zuora.auth import OAuthClientCredentials, StaticToken
 from bot.zuora.client import ZuoraClient
 from bot.zuora.errors import (
@@ -105,7 +105,7 @@ def make_client(
 ) -> ZuoraClient:
     auth_kw = {"clock": clock} if clock is not None else {}
     auth = OAuthClientCredentials(
-        http=http, base_url=BASE, client_id=CLIENT_ID, client_secret=SecretStr(SECRET), **auth_kw
+        http=http, base_url=BASE, client_id=CLIENT_ID, client_secret=Secret(SECRET), **auth_kw
     )
     return ZuoraClient(
         base_url=BASE,
@@ -293,7 +293,7 @@ async def test_burst_of_401s_for_one_token_renews_it_once(router, http, sleeps) 
 async def test_static_token_is_sent_and_a_401_is_not_retried(router, http, sleeps) -> None:
     api = router.get(JOB_URL).respond(401)
     client = ZuoraClient(
-        base_url=BASE, auth=StaticToken(SecretStr("static-tok")), http=http, sleep=sleeps
+        base_url=BASE, auth=StaticToken(Secret("static-tok")), http=http, sleep=sleeps
     )
     with pytest.raises(ZuoraAuthenticationError):
         await client.get_job(ENV, JOB)
@@ -486,7 +486,7 @@ async def test_transport_failures_map_to_unavailable_errors(
     router.post(ACTION_URL).mock(side_effect=failure)
     client = ZuoraClient(
         base_url=BASE,
-        auth=StaticToken(SecretStr("t")),
+        auth=StaticToken(Secret("t")),
         http=http,
         sleep=sleeps,
         retry=RetryPolicy(attempts=1),
@@ -502,7 +502,7 @@ async def test_backoff_grows_and_stays_within_the_cap(router, http, sleeps) -> N
     router.get(JOB_URL).respond(503)
     client = ZuoraClient(
         base_url=BASE,
-        auth=StaticToken(SecretStr("t")),
+        auth=StaticToken(Secret("t")),
         http=http,
         sleep=sleeps,
         retry=RetryPolicy(attempts=6, base_delay=1.0, max_delay=4.0),
@@ -542,7 +542,7 @@ async def test_corrupt_gzip_body_is_a_malformed_response_over_loopback(sleeps: S
     try:
         async with httpx.AsyncClient() as client:
             zuora = ZuoraClient(
-                base_url=base, auth=StaticToken(SecretStr("t")), http=client, sleep=sleeps
+                base_url=base, auth=StaticToken(Secret("t")), http=client, sleep=sleeps
             )
             with pytest.raises(ZuoraMalformedResponseError) as caught:
                 await zuora.get_job(ENV, JOB, track_id="t-gz")
@@ -564,7 +564,7 @@ async def test_no_attempt_starts_after_the_deadline(router, http) -> None:
     # than 2 s could prevent the retry.
     client = ZuoraClient(
         base_url=BASE,
-        auth=StaticToken(SecretStr("t")),
+        auth=StaticToken(Secret("t")),
         http=http,
         sleep=slow_sleep,
         retry=RetryPolicy(attempts=50, base_delay=0.01, deadline=2.0),

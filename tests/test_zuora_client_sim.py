@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import httpx
 import pytest
 from aiohttp import web
-from pydantic import SecretStr
 
+from bot.secret import Secret
 from bot.sim.clock import ManualClock
 from bot.sim.zuora import ZuoraSimulator
 from bot.sim.zuora_seed import (
@@ -54,7 +54,7 @@ def make_client(
         http=token_http or http,
         base_url=zuora.base_url,
         client_id=ZUORA_CLIENT_ID,
-        client_secret=SecretStr(ZUORA_CLIENT_SECRET),
+        client_secret=Secret(ZUORA_CLIENT_SECRET),
     )
     client = ZuoraClient(
         base_url=zuora.base_url,
@@ -222,7 +222,7 @@ async def test_an_answer_that_trickles_in_ends_at_the_call_deadline(
     async with httpx.AsyncClient(timeout=httpx.Timeout(1.0)) as http:
         client = ZuoraClient(
             base_url=base,
-            auth=StaticToken(SecretStr("t")),
+            auth=StaticToken(Secret("t")),
             http=http,
             retry=RetryPolicy(attempts=1),
         )

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import httpx
-from pydantic import SecretStr
 
+from bot.secret import Secret
 from bot.zuora.errors import (
     ZuoraAuthenticationError,
     ZuoraConnectionError,
@@ -19,7 +19,6 @@ from bot.zuora.errors import (
     ZuoraMalformedResponseError,
     ZuoraTimeoutError,
 )
-from bot.zuora.models import Token
 from bot.zuora.responses import (
     deadline_for,
     exchange,
@@ -68,7 +67,7 @@ class TokenSource(Protocol):
 class StaticToken:
     """A bearer token an operator already has. It cannot be renewed: a 401 surfaces as an error."""
 
-    def __init__(self, token: SecretStr) -> None:
+    def __init__(self, token: Secret) -> None:
         self._token = token
 
     async def get(self) -> str:
@@ -138,7 +137,7 @@ class OAuthClientCredentials:
         http: httpx.AsyncClient,
         base_url: str,
         client_id: str,
-        client_secret: SecretStr,
+        client_secret: Secret,
         entity_id: str | None = None,
         renew_margin: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
@@ -220,6 +219,9 @@ class OAuthClientCredentials:
                 request_id=response.headers.get("Zuora-Request-Id"),
             )
         raise_for_response(response, operation=OPERATION, track_id=track_id)
+        # Imported at the first token request: the models bring pydantic, which start-up does not need.
+        from bot.zuora.models import Token
+
         token = parse_model(response, Token, operation=OPERATION, track_id=track_id)
         log.info("zuora token issued", extra={"expires_in": token.expires_in, "track_id": track_id})
         # Count the lifetime from when we asked, not when the answer arrived: never trust a token longer than Zuora.

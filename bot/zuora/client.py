@@ -9,11 +9,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel
 
 from bot.zuora.auth import BearerAuth, TokenSource
 from bot.zuora.errors import (
@@ -21,14 +20,6 @@ from bot.zuora.errors import (
     ZuoraError,
     ZuoraMalformedResponseError,
     ZuoraTimeoutError,
-)
-from bot.zuora.models import (
-    Job,
-    JobActionRequest,
-    JobList,
-    JobRequest,
-    TestEnvironment,
-    TestEnvironmentList,
 )
 from bot.zuora.responses import (
     REQUEST_ID_HEADER,
@@ -42,9 +33,17 @@ from bot.zuora.responses import (
 from bot.zuora.retry import Idempotency, RetryPolicy, call_with_retry
 from bot.zuora.trackid import new_track_id, validate_track_id
 
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from bot.zuora.models import Job, TestEnvironment
+
+# Each operation imports the models it reads when it is first called: they bring pydantic, which the bot does
+# not need to start serving (a third of a bare Bolt app's start-up; docs/performance.md).
+
 log = logging.getLogger(__name__)
 
-ModelT = TypeVar("ModelT", bound=BaseModel)
+ModelT = TypeVar("ModelT", bound="BaseModel")
 
 # Called once per HTTP exchange: (operation, outcome, seconds). Outcome is the status code as text, or the
 # error kind ("timeout", "connection") when no answer came. Used for metrics; must not raise.
@@ -95,6 +94,8 @@ class ZuoraClient:
         self, *, track_id: str | None = None, retry: RetryPolicy | None = None
     ) -> list[TestEnvironment]:
         """`retry` overrides the client's policy for this call (the watch retries by its next round)."""
+        from bot.zuora.models import TestEnvironmentList
+
         page = await self._call(
             "getAllTestEnvironments",
             "GET",
@@ -109,6 +110,8 @@ class ZuoraClient:
     async def get_test_environment(
         self, env_id: str, *, track_id: str | None = None
     ) -> TestEnvironment:
+        from bot.zuora.models import TestEnvironment
+
         return await self._call(
             "getTestEnvironment",
             "GET",
@@ -121,6 +124,8 @@ class ZuoraClient:
     async def list_jobs(
         self, env_id: str, *, track_id: str | None = None, retry: RetryPolicy | None = None
     ) -> list[Job]:
+        from bot.zuora.models import JobList
+
         page = await self._call(
             "getAllJobsOfTestEnvironment",
             "GET",
@@ -133,6 +138,8 @@ class ZuoraClient:
         return page.result
 
     async def get_job(self, env_id: str, job_id: str, *, track_id: str | None = None) -> Job:
+        from bot.zuora.models import Job
+
         return await self._call(
             "getJobOfTestEnvironment",
             "GET",
@@ -145,6 +152,8 @@ class ZuoraClient:
     async def create_refresh_job(
         self, env_id: str, *, scheduled_at: datetime | None = None, track_id: str | None = None
     ) -> Job:
+        from bot.zuora.models import Job, JobRequest
+
         body = JobRequest(scheduled_refresh_time=scheduled_at).to_wire()
         return await self._call(
             "createTestEnvironmentJob",
@@ -158,6 +167,8 @@ class ZuoraClient:
 
     async def cancel_job(self, env_id: str, job_id: str, *, track_id: str | None = None) -> Job:
         """`performActionOfJob` with CANCEL: the job as Zuora reports it after the request (usually CANCELLING)."""
+        from bot.zuora.models import Job, JobActionRequest
+
         body = JobActionRequest(job_action="CANCEL").to_wire()
         return await self._call(
             "performActionOfJob",

@@ -6,10 +6,9 @@ import asyncio
 import email.utils
 import math
 import time
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import httpx
-from pydantic import BaseModel, ValidationError
 
 from bot.zuora.errors import (
     ZuoraConnectionError,
@@ -21,7 +20,10 @@ from bot.zuora.errors import (
     parse_reasons,
 )
 
-ModelT = TypeVar("ModelT", bound=BaseModel)
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+ModelT = TypeVar("ModelT", bound="BaseModel")
 
 REQUEST_ID_HEADER = "Zuora-Request-Id"
 TRACK_ID_HEADER = "Zuora-Track-Id"
@@ -156,7 +158,8 @@ def parse_model(
 ) -> ModelT:
     try:
         return model.model_validate_json(response.content)
-    except (ValidationError, ValueError) as exc:
+    except ValueError as exc:
+        # pydantic's ValidationError is a ValueError, and so is a body that is not JSON.
         raise ZuoraMalformedResponseError(
             operation=operation,
             status=response.status_code,
