@@ -238,9 +238,15 @@ async def one_burst(
     }
 
 
-def spread(rounds: Sequence[dict[str, Any]], key: str) -> dict[str, float]:
+def spread(rounds: Sequence[dict[str, Any]], key: str) -> dict[str, Any]:
+    """The median, the extremes and every round's value, in the order the rounds ran."""
     values = [r[key] for r in rounds]
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "rounds": values,
+    }
 
 
 class ZuoraProcess:

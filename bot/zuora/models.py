@@ -43,6 +43,7 @@ __all__ = [
     "TestEnvironmentList",
     "Token",
     "ZuoraModel",
+    "build_validators",
     "is_cancellable",
     "is_terminal",
 ]
@@ -170,3 +171,18 @@ class Token(BaseModel):
     expires_in: float = 3599
     scope: str | None = None
     jti: str | None = None
+
+
+def build_validators() -> None:
+    """Build every model's validator now, each otherwise built at its first use (`defer_build`): the bot does
+    this after it starts serving, so that Zuora's first answers find them ready."""
+    for model in (
+        Job,
+        JobList,
+        TestEnvironment,
+        TestEnvironmentList,
+        JobRequest,
+        JobActionRequest,
+        Token,
+    ):
+        model.model_rebuild()
