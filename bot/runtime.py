@@ -324,8 +324,11 @@ def build(settings: Settings, *, now: Now = lambda: datetime.now(UTC)) -> Compon
 
 
 def _load_zuora_models() -> None:
-    """What only Zuora's answers need, pydantic and the models' validators: about a third of a bare Bolt app's
-    start-up, loaded once the bot serves (in a thread, so that requests arriving meanwhile are still served)."""
+    """What only Zuora calls need, pydantic with the models' validators and tenacity: about a third of a bare
+    Bolt app's start-up, loaded once the bot serves (in a thread, so that requests arriving meanwhile are
+    still served)."""
+    import tenacity  # noqa: F401  (the retry loop's, imported by the first call otherwise)
+
     from bot.zuora.models import build_validators
 
     build_validators()

@@ -10,16 +10,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import TypeVar
-
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_before_delay,
-    wait_random_exponential,
-)
+from typing import TYPE_CHECKING, TypeVar
 
 from bot.zuora.errors import (
     ZuoraError,
@@ -27,6 +18,9 @@ from bot.zuora.errors import (
     ZuoraServerError,
     ZuoraUnavailableError,
 )
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
 
 T = TypeVar("T")
 
@@ -87,6 +81,15 @@ async def call_with_retry(
     policy: RetryPolicy,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> T:
+    # Imported at the first call (the bot loads it once it serves, with the Zuora models): start-up needs none.
+    from tenacity import (
+        AsyncRetrying,
+        retry_if_exception,
+        stop_after_attempt,
+        stop_before_delay,
+        wait_random_exponential,
+    )
+
     def retryable(error: BaseException) -> bool:
         return should_retry(error, idempotency) and not policy.gives_up_on(error)
 
