@@ -10,6 +10,7 @@ of a bare Bolt app's start-up, and the bot needs it only to read Zuora's first a
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 import unicodedata
@@ -66,12 +67,17 @@ Rule = Callable[[Any], Any]
 
 
 def _check_url(value: str, example: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(value)
+        host, username, password = parts.hostname, parts.username, parts.password
+    except ValueError:
+        # urlsplit's own messages quote the URL's parts (a bracketed host, say): never shown.
+        raise ValueError(f"must be an http(s) URL with a host, e.g. {example}") from None
+    if parts.scheme not in ("http", "https") or not host:
         raise ValueError(f"must be an http(s) URL with a host, e.g. {example}")
-    if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+    if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
         raise ValueError("must use https (plain http is allowed only for 127.0.0.1/localhost)")
-    if parts.username or parts.password:
+    if username or password:
         raise ValueError("must not contain credentials")
     return value
 
@@ -216,17 +222,31 @@ def _secret_text(value: Any) -> str:
     return value.get_secret_value() if isinstance(value, Secret) else _text(value)
 
 
+WHOLE_NUMBER = re.compile(r"[+-]?[0-9_]+(?:\.0*)?")
+
+
 def _whole_number(low: int, high: int) -> Rule:
+    """An integer in [low, high]; written as text, `3000.0` is one too (pydantic, before, took it)."""
+    expected = f"must be a whole number from {low} to {high}"
+
     def read(value: Any) -> int:
-        if isinstance(value, int) and not isinstance(value, bool):
+        if isinstance(value, bool):
+            raise ValueError(expected)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, int):
             number = value
         else:
+            text = _text(value).strip()
             try:
-                number = int(_text(value).strip())
+                if not WHOLE_NUMBER.fullmatch(text):
+                    raise ValueError(expected)
+                number = int(text.split(".", 1)[0])
             except ValueError:
-                raise ValueError(f"must be a whole number from {low} to {high}") from None
+                # int()'s own message would quote the text.
+                raise ValueError(expected) from None
         if not low <= number <= high:
-            raise ValueError(f"must be a whole number from {low} to {high}")
+            raise ValueError(expected)
         return number
 
     return read
@@ -237,13 +257,13 @@ def _seconds(low: float, high: float, *, above_low: bool = False) -> Rule:
     expected = f"must be a number of seconds {'above' if above_low else 'from'} {low:g} {'and at most' if above_low else 'to'} {high:g}"
 
     def read(value: Any) -> float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            number = float(value)
-        else:
-            try:
+        try:
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                number = float(value)
+            else:
                 number = float(_text(value).strip())
-            except ValueError:
-                raise ValueError(expected) from None
+        except (ValueError, OverflowError):
+            raise ValueError(expected) from None
         if not (low < number <= high if above_low else low <= number <= high):
             # NaN fails both comparisons, so it lands here too.
             raise ValueError(expected)
@@ -259,6 +279,8 @@ FALSE_WORDS = frozenset({"0", "false", "no", "off", "f", "n"})
 def _flag(value: Any) -> bool:
     if isinstance(value, bool):
         return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
     text = _text(value).strip().lower()
     if text in TRUE_WORDS or text in FALSE_WORDS:
         return text in TRUE_WORDS
@@ -425,15 +447,18 @@ def _environments(value: Any) -> dict[str, str]:
 
 
 def _remind_before(value: Any) -> tuple[float, ...]:
-    if isinstance(value, tuple | list):
-        leads = [_seconds(0, MAX_REMIND_BEFORE, above_low=True)(lead) for lead in value]
-        return tuple(sorted(set(leads), reverse=True))
+    given = list(value) if isinstance(value, tuple | list) else _comma_list(value)
     leads = []
-    for number, item in enumerate(_comma_list(value), start=1):
-        seconds = _duration(item)
+    for number, item in enumerate(given, start=1):
+        if isinstance(item, int | float) and not isinstance(item, bool):
+            # Typed (the demo's): seconds; one too large for a float is out of range like any other.
+            seconds: float | None = float(item) if abs(item) <= MAX_REMIND_BEFORE else math.inf
+        else:
+            seconds = _duration(_text(item))
         if seconds is None:
             raise ValueError(f"entry {number} is not a duration such as 24h, 1h, 15m, 90s or 1d12h")
         if not 0 < seconds <= MAX_REMIND_BEFORE:
+            # NaN fails the comparison, so it lands here too.
             raise ValueError(f"entry {number} must be more than 0 and at most 30 days")
         leads.append(seconds)
     return tuple(sorted(set(leads), reverse=True))
@@ -633,6 +658,9 @@ def load_settings(
             parsed[name] = RULES[name](value)
         except ValueError as exc:
             field_problems.append(f"{name.upper()}: {exc}")
+        except Exception:
+            # A rule's own slip (not a ValueError of ours): named, never with an exception that may quote it.
+            field_problems.append(f"{name.upper()}: could not be read")
     settings = None if field_problems else Settings(**parsed)
     if settings is not None:
         field_problems = _cross_problems(settings)

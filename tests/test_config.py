@@ -600,6 +600,10 @@ PASTED = "Pq7Zx3Wm9Ks2Lt5Vb8Nc4=="  # a base64-looking secret pasted into the wr
         ("SLACK_API_URL", PASTED),
         ("SLACK_API_URL", f"http://{PASTED.rstrip('=')}.example/api/"),
         ("ZUORA_BASE_URL", f"https://user:{PASTED}@rest.zuora.com"),
+        ("ZUORA_BASE_URL", f"https://[{PASTED}]"),
+        ("SLACK_API_URL", f"https://[{PASTED}]/api/"),
+        ("PORT", f"_{PASTED}"),
+        ("ZUORA_MAX_CONNECTIONS", f"1_{PASTED}"),
         ("PORT", PASTED),
         ("HOST", PASTED),
         ("ZUORA_BASE_URL", f"https://rest.zuora.com/{PASTED}"),
@@ -771,6 +775,17 @@ def test_a_bad_value_says_what_is_expected(
     assert says in problem
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"), [("3000.0", 3000), (" 8080 ", 8080), ("1_000", 1000)]
+)
+def test_a_whole_number_may_be_written_as_before(
+    monkeypatch: pytest.MonkeyPatch, text: str, expected: int
+) -> None:
+    """What pydantic took for PORT still starts the bot after an upgrade."""
+    setenv(monkeypatch, {**MINIMAL, "PORT": text})
+    assert load_settings(env_file=None).port == expected
+
+
 def test_typed_values_given_to_load_settings_are_checked_like_text(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -783,6 +798,7 @@ def test_typed_values_given_to_load_settings_are_checked_like_text(
         sandbox_poll_seconds=2,
         sandbox_remind_before=(60.0, 3600.0),
         sandbox_allowed_users=("U0AAA111",),
+        zuora_max_connections=20.0,
     )
     assert (settings.port, settings.zuora_gzip_requests, settings.sandbox_poll_seconds) == (
         8080,
@@ -792,8 +808,14 @@ def test_typed_values_given_to_load_settings_are_checked_like_text(
     assert settings.sandbox_remind_before == (3600.0, 60.0)
     assert settings.sandbox_allowed_users == ("U0AAA111",)
     with pytest.raises(ConfigError) as caught:
-        load_settings(env_file=None, port=True, sandbox_poll_seconds=0)
-    assert [variable_of(p) for p in caught.value.problems] == ["PORT", "SANDBOX_POLL_SECONDS"]
+        load_settings(
+            env_file=None, port=True, sandbox_poll_seconds=0, sandbox_remind_before=(10**400,)
+        )
+    assert [variable_of(p) for p in caught.value.problems] == [
+        "PORT",
+        "SANDBOX_POLL_SECONDS",
+        "SANDBOX_REMIND_BEFORE",
+    ]
 
 
 def test_none_given_to_load_settings_is_the_default_whatever_the_environment_says(
