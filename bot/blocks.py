@@ -558,6 +558,16 @@ def internal_error(what: str, incident: str) -> Message:
     )
 
 
+def stopped_before_done() -> Message:
+    """To the user whose request was still in progress when the bot had to stop (a restart, a deploy)."""
+    return notice(
+        ":warning: sandbox-bot stopped (a restart or a deploy) before it finished this request, so it may or "
+        "may not have reached Zuora. Check `/sandbox jobs <env>` or `/sandbox status <env> <job>` before "
+        "trying again.",
+        "sandbox-bot stopped before it finished this request; check the job's status before trying again.",
+    )
+
+
 def action_notification(
     *,
     actor: str,

@@ -431,9 +431,11 @@ class Runtime:
         if self._models_loaded is not None:
             await asyncio.wait([self._models_loaded])
 
-    async def stop(self) -> None:
+    async def stop(self, *, drain_seconds: float | None = None) -> None:
         """Stop taking requests, let the ones in progress finish (a cancel on its way to Zuora is answered and
-        recorded, not cut off), then end the watch and the pollers and close the connections."""
+        recorded, not cut off), then end the watch and the pollers and close the connections. A request still
+        in progress after `drain_seconds` (by default as long as the slowest Zuora call may take) is cut short,
+        and its user told so."""
         parts = self.components
         self.ready = False
         if self._socket is not None:
@@ -441,7 +443,7 @@ class Runtime:
             self._socket = None
         await parts.server.stop()
         await parts.health.slack.stop()
-        await self._drain()
+        await self._drain(drain_seconds)
         if parts.watch is not None:
             await parts.watch.stop()
         await parts.cards.close()
@@ -457,20 +459,24 @@ class Runtime:
         # A thread cannot be cut short: it ends by itself, within a fraction of a second.
         await self.zuora_models_loaded()
 
-    async def _drain(self) -> None:
+    async def _drain(self, seconds: float | None) -> None:
         """Wait for the replies in progress, new ones included, within a budget that covers a slow Zuora
-        call and the Slack side after it."""
+        call and the Slack side after it (or `seconds`); then cut short the ones still going."""
         in_flight = self.components.listeners.in_flight
         loop = asyncio.get_running_loop()
-        # The longest a call can take: retries start for up to the policy's deadline, and the last attempt
-        # then has its own whole-exchange deadline; then the Slack side of the answer.
-        longest = RetryPolicy().deadline + deadline_for(self.components.http)
-        deadline = loop.time() + longest + DRAIN_SLACK_SECONDS
+        if seconds is None:
+            # The longest a call can take: retries start for up to the policy's deadline, and the last attempt
+            # then has its own whole-exchange deadline; then the Slack side of the answer.
+            seconds = (
+                RetryPolicy().deadline + deadline_for(self.components.http) + DRAIN_SLACK_SECONDS
+            )
+        deadline = loop.time() + seconds
         while in_flight and (remaining := deadline - loop.time()) > 0:
             log.info("waiting for requests in progress", extra={"requests": len(in_flight)})
             await asyncio.wait(set(in_flight), timeout=remaining)
         if in_flight:
-            log.warning("stopping with requests in progress", extra={"requests": len(in_flight)})
+            cut = await self.components.listeners.cut_short()
+            log.warning("stopped with requests in progress", extra={"requests": cut})
 
     async def __aenter__(self) -> Runtime:
         await self.start()

@@ -63,6 +63,21 @@ async def test_shutdown_lets_a_cancel_in_progress_finish_and_be_recorded(
     assert not [m for m in slack.messages(NOTIFY) if "tried to cancel" in text_of(m)]
 
 
+async def test_a_request_a_shutdown_cuts_short_tells_its_user_so(
+    bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
+) -> None:
+    """Past the drain's budget (here none at all) the cancel still waiting for Zuora is given up, and its
+    user hears that the bot stopped before it finished, while the Slack client is still open."""
+    zuora.inject("latency", operation=CANCEL, seconds=3.0)
+    await slack.send_command(bot.events_url, f"cancel staging {JOB_CANCELLABLE}", ALLOWED, CHANNEL)
+    await slack.wait_for(lambda: zuora_calls(zuora, CANCEL))
+    await bot.stop(drain_seconds=0)
+    told = await reply_to(slack, CHANNEL, ALLOWED, "stopped")
+    assert "before it finished this request" in text_of(told)
+    assert "may or may not have reached Zuora" in text_of(told)
+    assert bot.metrics.commands.labels("cancel", "unavailable")._value.get() == 1
+
+
 async def test_a_command_typed_in_the_notification_channel_makes_one_card_there(
     bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
 ) -> None:
