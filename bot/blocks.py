@@ -558,8 +558,15 @@ def internal_error(what: str, incident: str) -> Message:
     )
 
 
-def stopped_before_done() -> Message:
-    """To the user whose request was still in progress when the bot had to stop (a restart, a deploy)."""
+def stopped_before_done(*, changes: bool) -> Message:
+    """To the user whose request was still in progress when the bot had to stop (a restart, a deploy).
+    `changes`: the request may have reached Zuora (a cancel, a refresh), so the user checks before retrying."""
+    if not changes:
+        return notice(
+            ":warning: sandbox-bot stopped (a restart or a deploy) before it finished this request. Nothing "
+            "was changed; try again in a moment.",
+            "sandbox-bot stopped before it finished this request; try again in a moment.",
+        )
     return notice(
         ":warning: sandbox-bot stopped (a restart or a deploy) before it finished this request, so it may or "
         "may not have reached Zuora. Check `/sandbox jobs <env>` or `/sandbox status <env> <job>` before "

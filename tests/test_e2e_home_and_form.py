@@ -20,7 +20,7 @@ from bot.sim.slack_views import View
 from bot.sim.zuora import ZuoraSimulator
 from bot.sim.zuora_seed import ENV_DEV, ENV_QA, ENV_STAGING, JOB_CANCELLABLE
 from tests.conftest import ALLOWED, APP_TOKEN, CHANNEL, NOTIFY, STRANGER, StartBot
-from tests.e2e import until_handled, zuora_calls
+from tests.e2e import text_of, until_handled, zuora_calls
 
 pytestmark = pytest.mark.usefixtures("no_secrets_logged")
 
@@ -305,6 +305,28 @@ async def test_a_confirmation_left_open_expires_and_starts_nothing(
     assert late.response_action == "update"
     assert "10 minutes" in shown(slack.modal(ALLOWED))  # type: ignore[arg-type]
     assert zuora_calls(zuora, "createTestEnvironmentJob") == []
+
+
+async def test_a_refresh_from_the_form_finishes_when_zuora_answers_during_a_shutdown(
+    start_bot: StartBot, slack: SlackEmulator, zuora: ZuoraSimulator
+) -> None:
+    """A refresh the form started is not cut short with the requests that only read: Zuora answers while the bot
+    is stopping, and the form shows the job it started, with its card, as without the shutdown."""
+    bot = await bot_in("http", start_bot, slack)
+    await open_form("shortcut", slack, bot, ALLOWED)
+    await slack.send_view_submission(bot.events_url, ALLOWED, {"env": ENV_QA, "when": "now"})
+    hold = zuora.hold("createTestEnvironmentJob")
+    await slack.send_view_submission(bot.events_url, ALLOWED)
+    await slack.wait_for(lambda: hold.reached)
+    stopping = asyncio.create_task(bot.stop(drain_seconds=0))
+    await slack.wait_for(lambda: bot.components.listeners.stopping)
+    hold.release()
+    await stopping
+    job_id = newest_job(zuora, ENV_QA)
+    assert job_id in shown(slack.modal(ALLOWED))  # type: ignore[arg-type]
+    assert any(job_id in json.dumps(m.blocks) for m in slack.messages(NOTIFY))
+    assert not [m for m in slack.messages(slack.dm_channel(ALLOWED)) if "stopped" in text_of(m)]
+    assert bot.metrics.commands.labels("refresh_form", "ok")._value.get() == 1
 
 
 async def test_a_slow_zuora_answers_starting_then_the_result(

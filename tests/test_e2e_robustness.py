@@ -68,14 +68,49 @@ async def test_a_request_a_shutdown_cuts_short_tells_its_user_so(
 ) -> None:
     """Past the drain's budget (here none at all) the cancel still waiting for Zuora is given up, and its
     user hears that the bot stopped before it finished, while the Slack client is still open."""
-    zuora.inject("latency", operation=CANCEL, seconds=3.0)
+    hold = zuora.hold(CANCEL)
     await slack.send_command(bot.events_url, f"cancel staging {JOB_CANCELLABLE}", ALLOWED, CHANNEL)
-    await slack.wait_for(lambda: zuora_calls(zuora, CANCEL))
+    await slack.wait_for(lambda: hold.reached)
     await bot.stop(drain_seconds=0)
+    hold.release()
     told = await reply_to(slack, CHANNEL, ALLOWED, "stopped")
     assert "before it finished this request" in text_of(told)
     assert "may or may not have reached Zuora" in text_of(told)
     assert bot.metrics.commands.labels("cancel", "unavailable")._value.get() == 1
+
+
+async def test_a_read_cut_short_by_a_shutdown_says_nothing_was_changed(
+    bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
+) -> None:
+    hold = zuora.hold("getJobOfTestEnvironment")
+    await slack.send_command(bot.events_url, f"status staging {JOB_CANCELLABLE}", ALLOWED, CHANNEL)
+    await slack.wait_for(lambda: hold.reached)
+    await bot.stop(drain_seconds=0)
+    hold.release()
+    told = await reply_to(slack, CHANNEL, ALLOWED, "stopped")
+    assert "Nothing was changed" in text_of(told)
+    assert "Zuora" not in text_of(told)
+
+
+async def test_a_reply_delivering_zuora_s_answer_is_not_cut_short(
+    bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
+) -> None:
+    """Zuora has answered and the cards are being posted (Slack slow) when the drain's budget ends: the card,
+    the notification card and its audit line are all written, and nobody is told the bot stopped."""
+    slack.slow("chat.postMessage", 0.3)
+    await slack.send_command(bot.events_url, f"cancel staging {JOB_CANCELLABLE}", ALLOWED, CHANNEL)
+    await slack.wait_for(lambda: slack.calls_to("chat.postMessage"))
+    await bot.stop(drain_seconds=0)
+    assert zuora.job(ENV_STAGING, JOB_CANCELLABLE)["status"] == "CANCELLING"
+    card = await reply_to(slack, CHANNEL, ALLOWED, "CANCELLING")
+    assert "stopped" not in text_of(card)
+    (notification,) = top_level_cards(slack, JOB_CANCELLABLE)
+    assert any(
+        m.thread_ts == notification.ts and "cancelled job" in text_of(m)
+        for m in slack.messages(NOTIFY)
+    )
+    assert not [m for m in slack.messages(CHANNEL) if "stopped (a restart" in text_of(m)]
+    assert bot.metrics.commands.labels("cancel", "ok")._value.get() == 1
 
 
 async def test_a_command_typed_in_the_notification_channel_makes_one_card_there(

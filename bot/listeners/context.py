@@ -30,12 +30,28 @@ log = logging.getLogger(__name__)
 # The longest the work after an ack waits for the acks still to be sent: under a load that never lets up, the
 # work still starts (late), instead of never. The cyclic garbage collector waits no longer either.
 MAX_DEFERRAL = 0.5
-# At a shutdown, how long the replies cut short have to tell their users so.
+# At a shutdown, how long the requests cut short have to tell their users so (and those delivering an outcome
+# to finish it).
 CUT_SHORT_SECONDS = 5.0
+# The requests (by metric name) that only read: cut short, they changed nothing. Any other may have reached
+# Zuora, and its user is told so.
+READS = frozenset(
+    {
+        "help",
+        "invalid",
+        "envs",
+        "jobs",
+        "status",
+        "button_status",
+        "refresh_form_open",
+        "home_reload",
+    }
+)
 # How long no request must have arrived before the work after acks goes on: a burst comes in over many
 # connections a few milliseconds apart, more on a busy machine. 20 ms measured better than 5 in two runs of
 # bench.compare (ack p99 at 100: 77 against 84 ms and 70 against 80; at 200: 124 against 153 and 122 against
-# 129), with delivery unchanged; a lone command's work starts 20 ms after it arrives.
+# 129), with delivery unchanged. A lone command's work starts at once and its delivery waits until 20 ms after
+# it arrived; under steady traffic of 50 requests a second or more, deliveries wait up to MAX_DEFERRAL.
 QUIET_SECONDS = 0.02
 
 
@@ -176,21 +192,41 @@ class ListenerContext:
     forms: RefreshForms | None = None
     # The tasks delivering a reply right now, so that a shutdown can let them finish.
     in_flight: set[asyncio.Task[Any]] = field(default_factory=set)
-    # Set by `cut_short`: a reply cancelled from now on tells its user the bot stopped.
+    # Of those, the ones whose outcome is not known yet (waiting for Zuora, say): the only ones a shutdown may
+    # cut short. One that has its outcome is delivering it (cards, records), and is never interrupted.
+    unsettled: set[asyncio.Task[Any]] = field(default_factory=set)
+    # Set by `cut_short`: a request cancelled from now on tells its user that the bot stopped.
     stopping: bool = False
 
     async def cut_short(self, within: float = CUT_SHORT_SECONDS) -> int:
-        """At a shutdown, once the replies in progress have had their time: cancel those still going, each
-        telling its user that the bot stopped before it finished (the Slack client must still be open), and
-        wait at most `within` seconds for them. Returns how many were cut short."""
-        tasks = set(self.in_flight)
-        if not tasks:
+        """At a shutdown, once the requests in progress have had their time: cancel the ones still without an
+        outcome, each telling its user that the bot stopped before it finished; give every request `within`
+        seconds more (those delivering an outcome finish it); then cancel what is left, so that nothing runs on
+        against closed clients. The Slack client must still be open. Returns how many were cut short."""
+        waiting = set(self.unsettled)
+        if not self.in_flight:
             return 0
         self.stopping = True
-        for task in tasks:
+        for task in waiting:
             task.cancel()
-        await asyncio.wait(tasks, timeout=within)
-        return len(tasks)
+        left = set(self.in_flight)
+        _, pending = await asyncio.wait(left, timeout=within)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=within)
+        return len(waiting | pending)
+
+    def settle_on_stop(self, task: asyncio.Task[Any] | None) -> None:
+        """`task` has no outcome yet: a shutdown may cut it short (see `unsettled`)."""
+        if task is not None:
+            self.unsettled.add(task)
+            task.add_done_callback(self.unsettled.discard)
+
+    def settled(self, task: asyncio.Task[Any] | None) -> None:
+        """`task` has its outcome and is delivering it: a shutdown lets it finish."""
+        if task is not None:
+            self.unsettled.discard(task)
 
     async def reply(
         self,
@@ -208,9 +244,12 @@ class ListenerContext:
         task = asyncio.current_task()
         if task is not None:
             self.in_flight.add(task)
+        self.settle_on_stop(task)
+        outcome: Outcome | None = None
         try:
             await self.acks.turn(since=since)
             outcome = await work()
+            self.settled(task)
             metric = metric_of(outcome)
             await self.acks.turn()
             await deliver(
@@ -222,9 +261,9 @@ class ListenerContext:
                 home=self.home,
             )
         except asyncio.CancelledError:
-            if self.stopping:
+            if self.stopping and outcome is None:
                 metric = "unavailable"
-                await self._tell_stopped(name, origin)
+                await self.tell_stopped(name, origin)
             raise
         except Exception:
             incident = uuid.uuid4().hex[:10]
@@ -243,9 +282,11 @@ class ListenerContext:
             self.metrics.commands.labels(name, metric).inc()
             self.metrics.handler_seconds.labels(name).observe(time.perf_counter() - started)
 
-    async def _tell_stopped(self, name: str, origin: Origin) -> None:
+    async def tell_stopped(self, name: str, origin: Origin) -> None:
+        """Tell the user of a request cut short by a shutdown: whether it may have changed anything depends on
+        what it was (`READS` change nothing; anything else may have reached Zuora)."""
         log.warning("request cut short by a shutdown", extra={"command": name})
         try:
-            await self.slack.reply(origin, blocks.stopped_before_done())
+            await self.slack.reply(origin, blocks.stopped_before_done(changes=name not in READS))
         except Exception:
             log.exception("could not tell the user that the bot stopped")
