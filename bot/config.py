@@ -27,6 +27,7 @@ from bot.secret import Secret
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 USERGROUP_ID = re.compile(r"^S[A-Z0-9]{2,20}$")
 CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,20}$")
+ENTITY_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
 ALIAS = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 # A host name to bind (RFC 1123): dot-separated labels of letters, digits and inner dashes, at most 253 in all.
@@ -367,13 +368,18 @@ def _zuora_url(value: Any) -> str:
     return url.rstrip("/")
 
 
-def _entity(value: Any) -> str | None:
-    text = _text(value).strip()
-    if not text:
-        return None
-    if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", text):
-        raise ValueError("must be one Zuora entity ID (letters, digits, dashes)")
-    return text
+def _one_word(pattern: re.Pattern[str], problem: str, *, blank: str | None = None) -> Rule:
+    """Text that must match `pattern` whole, once stripped; blank means `blank` (not set, or a default)."""
+
+    def read(value: Any) -> str | None:
+        text = _text(value).strip()
+        if not text:
+            return blank
+        if not pattern.fullmatch(text):
+            raise ValueError(problem)
+        return text
+
+    return read
 
 
 def _access_help(value: Any) -> str | None:
@@ -412,15 +418,6 @@ def _is_user(item: str) -> bool:
 
 def _is_usergroup(item: str) -> bool:
     return USERGROUP_ID.fullmatch(item) is not None
-
-
-def _channel(value: Any) -> str | None:
-    text = _text(value).strip()
-    if not text:
-        return None
-    if not CHANNEL_ID.fullmatch(text):
-        raise ValueError("must be a Slack channel ID (C…, G… or D…), not a channel name")
-    return text
 
 
 def _environments(value: Any) -> dict[str, str]:
@@ -478,15 +475,6 @@ def _redis_url(value: Any) -> Secret | None:
     return Secret(url)
 
 
-def _redis_prefix(value: Any) -> str:
-    text = _text(value).strip()
-    if not text:
-        return DEFAULT_REDIS_PREFIX
-    if not REDIS_PREFIX.fullmatch(text):
-        raise ValueError("must be 1 to 64 letters, digits or _ . : / -")
-    return text
-
-
 RULES: dict[str, Rule] = {
     "slack_bot_token": _bot_token,
     "slack_signing_secret": _credential(required=False),
@@ -497,7 +485,9 @@ RULES: dict[str, Rule] = {
     "zuora_base_url": _zuora_url,
     "zuora_client_id": _credential(required=True),
     "zuora_client_secret": _credential(required=True),
-    "zuora_entity_id": _entity,
+    "zuora_entity_id": _one_word(
+        ENTITY_ID, "must be one Zuora entity ID (letters, digits, dashes)"
+    ),
     "zuora_timeout_seconds": _seconds(0, 300, above_low=True),
     "zuora_gzip_requests": _flag,
     "zuora_max_connections": _whole_number(1, 200),
@@ -510,7 +500,9 @@ RULES: dict[str, Rule] = {
     "sandbox_viewer_usergroups": _ids(_is_usergroup, "a Slack user-group ID (S…)"),
     "sandbox_access_help": _access_help,
     "sandbox_environments": _environments,
-    "sandbox_notify_channel": _channel,
+    "sandbox_notify_channel": _one_word(
+        CHANNEL_ID, "must be a Slack channel ID (C…, G… or D…), not a channel name"
+    ),
     "sandbox_poll_seconds": _seconds(0.05, 3600),
     "sandbox_watch_environments": _comma_list,
     "sandbox_watch_seconds": _seconds(0.05, 86400),
@@ -520,7 +512,9 @@ RULES: dict[str, Rule] = {
         "a Slack user-group ID (S…) or user ID (U… or W…)",
     ),
     "sandbox_redis_url": _redis_url,
-    "sandbox_redis_prefix": _redis_prefix,
+    "sandbox_redis_prefix": _one_word(
+        REDIS_PREFIX, "must be 1 to 64 letters, digits or _ . : / -", blank=DEFAULT_REDIS_PREFIX
+    ),
     "log_level": _one_of(get_args(LogLevel), str.upper),
     "log_format": _one_of(get_args(LogFormat), str.lower),
 }

@@ -63,33 +63,38 @@ async def test_shutdown_lets_a_cancel_in_progress_finish_and_be_recorded(
     assert not [m for m in slack.messages(NOTIFY) if "tried to cancel" in text_of(m)]
 
 
+async def told_when_cut_short(
+    bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator, operation: str, text: str
+) -> str:
+    """What the user of command `text` is told when the bot stops (with no drain budget at all) while Zuora
+    holds its call of `operation`."""
+    hold = zuora.hold(operation)
+    await slack.send_command(bot.events_url, text, ALLOWED, CHANNEL)
+    await slack.wait_for(lambda: hold.reached)
+    await bot.stop(drain_seconds=0)
+    hold.release()
+    return text_of(await reply_to(slack, CHANNEL, ALLOWED, "stopped"))
+
+
 async def test_a_request_a_shutdown_cuts_short_tells_its_user_so(
     bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
 ) -> None:
     """Past the drain's budget (here none at all) the cancel still waiting for Zuora is given up, and its
     user hears that the bot stopped before it finished, while the Slack client is still open."""
-    hold = zuora.hold(CANCEL)
-    await slack.send_command(bot.events_url, f"cancel staging {JOB_CANCELLABLE}", ALLOWED, CHANNEL)
-    await slack.wait_for(lambda: hold.reached)
-    await bot.stop(drain_seconds=0)
-    hold.release()
-    told = await reply_to(slack, CHANNEL, ALLOWED, "stopped")
-    assert "before it finished this request" in text_of(told)
-    assert "may or may not have reached Zuora" in text_of(told)
+    told = await told_when_cut_short(bot, slack, zuora, CANCEL, f"cancel staging {JOB_CANCELLABLE}")
+    assert "before it finished this request" in told
+    assert "may or may not have reached Zuora" in told
     assert bot.metrics.commands.labels("cancel", "unavailable")._value.get() == 1
 
 
 async def test_a_read_cut_short_by_a_shutdown_says_nothing_was_changed(
     bot: Runtime, slack: SlackEmulator, zuora: ZuoraSimulator
 ) -> None:
-    hold = zuora.hold("getJobOfTestEnvironment")
-    await slack.send_command(bot.events_url, f"status staging {JOB_CANCELLABLE}", ALLOWED, CHANNEL)
-    await slack.wait_for(lambda: hold.reached)
-    await bot.stop(drain_seconds=0)
-    hold.release()
-    told = await reply_to(slack, CHANNEL, ALLOWED, "stopped")
-    assert "Nothing was changed" in text_of(told)
-    assert "Zuora" not in text_of(told)
+    told = await told_when_cut_short(
+        bot, slack, zuora, "getJobOfTestEnvironment", f"status staging {JOB_CANCELLABLE}"
+    )
+    assert "Nothing was changed" in told
+    assert "Zuora" not in told
 
 
 async def test_a_reply_delivering_zuora_s_answer_is_not_cut_short(
