@@ -44,6 +44,7 @@ READS = frozenset(
         "status",
         "button_status",
         "refresh_form_open",
+        "refresh_abort",
         "home_reload",
     }
 )
