@@ -304,22 +304,18 @@ def _comma_list(value: Any) -> tuple[str, ...]:
     return tuple(item.strip() for item in _text(value).split(",") if item.strip())
 
 
-def _bot_token(value: Any) -> Secret | None:
-    text = _secret_text(value)
-    if not text.strip():
-        return None  # blank in .env means not set
-    if not text.startswith("xoxb-"):
-        raise ValueError("must be a bot token starting with xoxb-")
-    return Secret(text)
+def _token(prefix: str, kind: str) -> Rule:
+    """A Slack token starting with `prefix`; blank in .env means not set."""
 
+    def read(value: Any) -> Secret | None:
+        text = _secret_text(value)
+        if not text.strip():
+            return None
+        if not text.startswith(prefix):
+            raise ValueError(f"must be {kind} starting with {prefix}")
+        return Secret(text)
 
-def _app_token(value: Any) -> Secret | None:
-    text = _secret_text(value)
-    if not text.strip():
-        return None
-    if not text.startswith("xapp-"):
-        raise ValueError("must be an app-level token starting with xapp-")
-    return Secret(text)
+    return read
 
 
 def _credential(*, required: bool) -> Rule:
@@ -476,9 +472,9 @@ def _redis_url(value: Any) -> Secret | None:
 
 
 RULES: dict[str, Rule] = {
-    "slack_bot_token": _bot_token,
+    "slack_bot_token": _token("xoxb-", "a bot token"),
     "slack_signing_secret": _credential(required=False),
-    "slack_app_token": _app_token,
+    "slack_app_token": _token("xapp-", "an app-level token"),
     "slack_api_url": _slack_url,
     "port": _whole_number(0, 65535),
     "host": _host,
